@@ -1,0 +1,113 @@
+"""Run every probe, each isolated and time-boxed, and assemble a report."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import logging
+import time
+from collections.abc import Callable
+
+from agent import __version__
+from agent.probes import unknown
+from agent.probes.base import ProbeContext
+from agent.report import SECTION_MODELS, SECTION_NAMES, HostIdentity, HostRole, Report, Section
+
+log = logging.getLogger(__name__)
+
+# section name -> module under agent.probes exposing probe(ctx)
+PROBE_MODULES: dict[str, str] = {
+    "hardware": "hardware",
+    "os": "osinfo",
+    "software": "software",
+    "network": "network",
+    "antivirus": "antivirus",
+    "patches": "patches",
+    "firewall": "firewall",
+    "ids": "ids",
+}
+
+DEFAULT_PROBE_TIMEOUT = 30.0
+
+Probe = Callable[[ProbeContext], Section]
+
+
+def load_probe(section: str) -> Probe:
+    module = importlib.import_module(f"agent.probes.{PROBE_MODULES[section]}")
+    return module.probe
+
+
+def run_probe(section: str, probe: Probe, ctx: ProbeContext) -> Section:
+    """Run one probe; any exception becomes an ``unknown`` section with the reason."""
+    model = SECTION_MODELS[section]
+    try:
+        result = probe(ctx)
+    except Exception as exc:  # a broken probe must never crash the run
+        log.exception("probe %s failed", section)
+        return unknown(model, f"probe error: {type(exc).__name__}: {exc}")
+    if not isinstance(result, model):
+        return unknown(model, f"probe returned {type(result).__name__}, expected {model.__name__}")
+    return result
+
+
+def collect_sections(
+    ctx: ProbeContext,
+    sections: tuple[str, ...] = SECTION_NAMES,
+    timeout: float = DEFAULT_PROBE_TIMEOUT,
+    probes: dict[str, Probe] | None = None,
+) -> dict[str, Section]:
+    """Run probes concurrently; a probe over its time budget yields ``unknown``."""
+    probes = probes or {name: load_probe(name) for name in sections}
+    results: dict[str, Section] = {}
+    pool = cf.ThreadPoolExecutor(max_workers=min(8, len(sections)), thread_name_prefix="probe")
+    try:
+        futures = {name: pool.submit(run_probe, name, probes[name], ctx) for name in sections}
+        deadline = time.monotonic() + timeout
+        for name, future in futures.items():
+            try:
+                results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except cf.TimeoutError:
+                results[name] = unknown(
+                    SECTION_MODELS[name], f"probe did not finish within {timeout:g}s"
+                )
+    finally:
+        # Do not wait for a stuck probe; its commands carry their own timeouts.
+        pool.shutdown(wait=False, cancel_futures=True)
+    return results
+
+
+def host_identity(ctx: ProbeContext, role: HostRole = "unknown") -> HostIdentity:
+    import platform
+    import socket
+
+    hostname = (ctx.read_text("/etc/hostname") or "").strip() if not ctx.live else ""
+    hostname = hostname or socket.gethostname()
+    machine_id = (ctx.read_text("/etc/machine-id") or "").strip() or None
+    fqdn = None
+    if ctx.live:
+        try:
+            fqdn = socket.getfqdn()
+        except OSError:
+            fqdn = None
+    system = platform.system().lower()
+    os_family = system if system in ("linux", "windows", "darwin") else "other"
+    return HostIdentity(
+        hostname=hostname, fqdn=fqdn, machine_id=machine_id, os_family=os_family, role=role
+    )
+
+
+def collect(
+    ctx: ProbeContext | None = None,
+    role: HostRole = "unknown",
+    timeout: float = DEFAULT_PROBE_TIMEOUT,
+) -> Report:
+    """Collect one full report from this host (or from ``ctx.root``)."""
+    ctx = ctx or ProbeContext()
+    started = time.monotonic()
+    sections = collect_sections(ctx, timeout=timeout)
+    return Report(
+        agent_version=__version__,
+        host=host_identity(ctx, role),
+        collection_seconds=round(time.monotonic() - started, 3),
+        **sections,
+    )

@@ -1,0 +1,274 @@
+"""The wire contract between agent and collector.
+
+A report is a set of *facts*, never verdicts: the collector evaluates them.
+Every fact family is one section, and every section says whether the agent
+could observe it (``status: ok``) or not (``status: unknown`` with a
+``reason``).  A section that could not be observed is never silently treated
+as compliant by the collector.
+
+Versioning: ``schema_version`` is ``MAJOR.MINOR``.  A collector accepts every
+minor version of the majors it knows; new optional sections or fields bump
+the minor version, anything else bumps the major version.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+SUPPORTED_MAJOR = 1
+
+SectionStatus = Literal["ok", "unknown"]
+HostRole = Literal["server", "workstation", "unknown"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Section(_Model):
+    """Common header of every fact family."""
+
+    status: SectionStatus = "ok"
+    reason: str | None = Field(
+        default=None, description="Why the section could not be observed (status unknown)."
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="Partial gaps inside an observed section (e.g. one backend not readable).",
+    )
+
+
+# --- identity ---------------------------------------------------------------
+
+
+class HostIdentity(_Model):
+    hostname: str
+    fqdn: str | None = None
+    machine_id: str | None = Field(
+        default=None, description="Stable machine identifier (/etc/machine-id)."
+    )
+    os_family: Literal["linux", "windows", "darwin", "other"] = "linux"
+    role: HostRole = Field(
+        default="unknown",
+        description="Role configured by the administrator at enrollment; 'unknown' if not set.",
+    )
+
+
+# --- hardware and OS --------------------------------------------------------
+
+
+class DiskInfo(_Model):
+    device: str
+    mountpoint: str
+    fstype: str
+    total_bytes: int | None = None
+
+
+class HardwareSection(Section):
+    vendor: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    chassis_type: int | None = Field(default=None, description="SMBIOS chassis type code.")
+    role_hint: HostRole = Field(
+        default="unknown", description="Role inferred from the chassis type."
+    )
+    virtual: bool | None = None
+    cpu_model: str | None = None
+    cpu_cores_physical: int | None = None
+    cpu_cores_logical: int | None = None
+    memory_bytes: int | None = None
+    disks: list[DiskInfo] = Field(default_factory=list)
+
+
+class OsSection(Section):
+    name: str | None = None
+    id: str | None = Field(default=None, description="os-release ID, e.g. debian, rhel.")
+    id_like: list[str] = Field(default_factory=list)
+    version: str | None = None
+    kernel: str | None = None
+    arch: str | None = None
+    boot_time: datetime | None = None
+    uptime_seconds: int | None = None
+
+
+# --- software ---------------------------------------------------------------
+
+
+class Package(_Model):
+    name: str
+    version: str
+    arch: str | None = None
+    installed_at: datetime | None = None
+
+
+class SoftwareSection(Section):
+    manager: Literal["dpkg", "rpm", "other"] | None = None
+    packages: list[Package] = Field(default_factory=list)
+
+
+# --- network ----------------------------------------------------------------
+
+
+class InterfaceAddress(_Model):
+    family: Literal["ipv4", "ipv6"]
+    address: str
+    prefixlen: int | None = None
+
+
+class NetworkInterface(_Model):
+    name: str
+    mac: str | None = None
+    is_up: bool | None = None
+    addresses: list[InterfaceAddress] = Field(default_factory=list)
+
+
+class ListeningSocket(_Model):
+    protocol: Literal["tcp", "udp"]
+    address: str
+    port: int
+    process: str | None = None
+
+
+class NetworkSection(Section):
+    interfaces: list[NetworkInterface] = Field(default_factory=list)
+    listening: list[ListeningSocket] = Field(default_factory=list)
+
+
+# --- antivirus --------------------------------------------------------------
+
+
+class AntivirusProduct(_Model):
+    name: str = Field(description="Product name, e.g. 'ClamAV'.")
+    installed: bool
+    running: bool | None = Field(default=None, description="Scanning daemon/service running.")
+    updater_running: bool | None = Field(
+        default=None, description="Signature updater (e.g. freshclam) running."
+    )
+    realtime: bool | None = Field(default=None, description="On-access / real-time protection.")
+    signature_version: str | None = None
+    signature_updated_at: datetime | None = None
+    last_scan_at: datetime | None = None
+    evidence: list[str] = Field(default_factory=list, description="What the detection saw.")
+
+
+class AntivirusSection(Section):
+    products: list[AntivirusProduct] = Field(default_factory=list)
+
+
+# --- patches ----------------------------------------------------------------
+
+
+class PendingUpdate(_Model):
+    name: str
+    current_version: str | None = None
+    new_version: str | None = None
+    security: bool = False
+    origin: str | None = None
+
+
+class PatchesSection(Section):
+    manager: Literal["apt", "dnf", "yum", "zypper", "other"] | None = None
+    pending_count: int | None = None
+    security_pending_count: int | None = None
+    pending: list[PendingUpdate] = Field(default_factory=list)
+    last_update_at: datetime | None = Field(
+        default=None, description="Time of the last successful package upgrade/install run."
+    )
+    last_refresh_at: datetime | None = Field(
+        default=None, description="Time the package lists were last refreshed."
+    )
+    auto_updates: bool | None = None
+    reboot_required: bool | None = None
+
+
+# --- firewall ---------------------------------------------------------------
+
+InboundPolicy = Literal["drop", "reject", "accept"]
+
+
+class FirewallBackend(_Model):
+    name: Literal["nftables", "iptables", "ufw", "firewalld", "windows"]
+    installed: bool
+    active: bool | None = None
+    default_inbound: InboundPolicy | None = None
+    rule_count: int | None = None
+    evidence: list[str] = Field(default_factory=list)
+
+
+class FirewallSection(Section):
+    backends: list[FirewallBackend] = Field(default_factory=list)
+    active: bool | None = Field(default=None, description="Some backend filters inbound traffic.")
+    default_inbound: InboundPolicy | None = Field(
+        default=None, description="Effective default policy for inbound traffic."
+    )
+
+
+# --- IDS / IPS --------------------------------------------------------------
+
+
+class IdsProduct(_Model):
+    name: str
+    kind: Literal["nids", "hids", "ips"]
+    installed: bool
+    running: bool | None = None
+    evidence: list[str] = Field(default_factory=list)
+
+
+class IdsSection(Section):
+    products: list[IdsProduct] = Field(default_factory=list)
+
+
+# --- the report -------------------------------------------------------------
+
+
+class Report(_Model):
+    schema_version: str = SCHEMA_VERSION
+    report_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    agent_version: str
+    collected_at: datetime = Field(default_factory=utcnow)
+    collection_seconds: float | None = None
+    host: HostIdentity
+    hardware: HardwareSection
+    os: OsSection
+    software: SoftwareSection
+    network: NetworkSection
+    antivirus: AntivirusSection
+    patches: PatchesSection
+    firewall: FirewallSection
+    ids: IdsSection
+
+
+SECTION_NAMES: tuple[str, ...] = (
+    "hardware",
+    "os",
+    "software",
+    "network",
+    "antivirus",
+    "patches",
+    "firewall",
+    "ids",
+)
+
+SECTION_MODELS: dict[str, type[Section]] = {
+    name: Report.model_fields[name].annotation  # type: ignore[misc]
+    for name in SECTION_NAMES
+}
+
+
+def schema_major(version: str) -> int | None:
+    """Return the major number of a ``MAJOR.MINOR`` version string, or None."""
+    head = str(version).split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def json_schema() -> dict:
+    return Report.model_json_schema()

@@ -1,0 +1,1 @@
+"""Central collector: enrolls agents, ingests their reports, evaluates and serves results."""

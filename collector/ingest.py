@@ -1,0 +1,224 @@
+"""The report ingest pipeline.
+
+raw bytes → decompress (gzip, capped) → JSON → schema_version → ``Report``
+→ host identity check → idempotency by ``report_id`` → evaluation → store.
+
+Everything that touches the database happens in one transaction: a failure at
+any step leaves nothing behind.  Errors are raised as ``IngestError`` with the
+HTTP status and message the API answers with.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+import policies
+from agent.report import SUPPORTED_MAJOR, Report, schema_major
+from collector import crud
+from collector.models import Agency, Host
+from collector.security import AgentContext
+from policies.model import Verdict
+
+VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "unknown", "not_applicable")
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+
+
+class IngestError(Exception):
+    def __init__(self, status_code: int, detail: Any) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+def too_large(limit: int) -> IngestError:
+    return IngestError(413, f"request body exceeds the limit of {limit} bytes")
+
+
+# --- decoding ---------------------------------------------------------------
+
+
+def decompress_gzip(data: bytes, max_bytes: int) -> bytes:
+    """Inflate a gzip body, never producing more than ``max_bytes`` (gzip bombs → 413)."""
+    out: list[bytes] = []
+    total = 0
+    remaining_input = data
+    try:
+        while True:  # one iteration per gzip member (concatenated members are valid gzip)
+            inflater = zlib.decompressobj(_GZIP_WBITS)
+            pending = remaining_input
+            while True:
+                chunk = inflater.decompress(pending, max_bytes + 1 - total)
+                total += len(chunk)
+                if total > max_bytes:
+                    raise too_large(max_bytes)
+                out.append(chunk)
+                if inflater.eof:
+                    break
+                pending = inflater.unconsumed_tail
+                if not pending and not chunk:
+                    raise IngestError(400, "invalid gzip body: truncated stream")
+            remaining_input = inflater.unused_data
+            if not remaining_input.strip(b"\0"):
+                break
+    except zlib.error as exc:
+        raise IngestError(400, f"invalid gzip body: {exc}") from exc
+    return b"".join(out)
+
+
+def decode_body(raw: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
+    if len(raw) > max_bytes:
+        raise too_large(max_bytes)
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding in ("gzip", "x-gzip"):
+        return decompress_gzip(raw, max_bytes)
+    raise IngestError(
+        415, f"unsupported Content-Encoding {content_encoding!r}; send gzip or identity"
+    )
+
+
+def parse_report(data: bytes) -> Report:
+    """JSON → schema version check → ``Report``."""
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IngestError(400, f"malformed JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise IngestError(422, "a report must be a JSON object")
+
+    accepted = f"this collector accepts {SUPPORTED_MAJOR}.x"
+    version = document.get("schema_version")
+    if version is None:
+        raise IngestError(422, f"missing schema_version; {accepted}")
+    if not isinstance(version, str) or schema_major(version) != SUPPORTED_MAJOR:
+        raise IngestError(422, f"unsupported schema_version {version!r}; {accepted}")
+
+    try:
+        return Report.model_validate(document)
+    except ValidationError as exc:
+        errors = json.loads(exc.json(include_url=False, include_input=False))
+        raise IngestError(422, errors) from exc
+
+
+# --- storing ----------------------------------------------------------------
+
+
+@dataclass
+class IngestResult:
+    status: Literal["accepted", "duplicate"]
+    report_id: uuid.UUID
+    host_id: int
+    summary: dict[str, int] = field(default_factory=dict)
+
+
+def _check_identity(session: Session, host: Host, report: Report) -> None:
+    reported = report.host.machine_id or None
+    if reported is None:
+        return
+    if host.machine_id is None:
+        # Enrolled without a machine id: adopt the first one reported, unless
+        # another host of the agency already has it.
+        other = session.exec(
+            select(Host).where(Host.agency_id == host.agency_id, Host.machine_id == reported)
+        ).first()
+        if other is not None and other.id != host.id:
+            raise IngestError(
+                409,
+                f"report is for machine_id {reported!r}, which belongs to host {other.id} "
+                f"({other.hostname}), not to the host of this credential ({host.id}); "
+                "check which credential the agent uses",
+            )
+        host.machine_id = reported
+        return
+    if reported != host.machine_id:
+        raise IngestError(
+            409,
+            f"report is for machine_id {reported!r} but this agent credential belongs to "
+            f"host {host.id} ({host.hostname}) with machine_id {host.machine_id!r}; "
+            "a credential cannot be shared between machines: enroll the other machine",
+        )
+
+
+def _existing(session: Session, report_id: uuid.UUID, host_id: int) -> IngestResult | None:
+    stored = crud.get_report(session, report_id)
+    if stored is None:
+        return None
+    if stored.host_id != host_id:
+        raise IngestError(409, f"report_id {report_id} was already submitted by another host")
+    return IngestResult(status="duplicate", report_id=report_id, host_id=host_id)
+
+
+def store_report(session: Session, agent: AgentContext, report: Report) -> IngestResult:
+    """Evaluate and store ``report`` for the authenticated agent; one transaction."""
+    try:
+        host = session.get(Host, agent.host_id)
+        agency = session.get(Agency, agent.agency_id)
+        if host is None or agency is None or host.id is None:  # pragma: no cover
+            raise IngestError(401, "unknown agent credential")
+
+        duplicate = _existing(session, report.report_id, host.id)
+        if duplicate is not None:
+            session.rollback()
+            return duplicate
+        _check_identity(session, host, report)
+
+        role = host.role if host.role and host.role != "unknown" else None
+        evaluation = policies.evaluate_host(report, agency.level, role)
+
+        crud.add_report(
+            session,
+            host,
+            report_id=report.report_id,
+            collected_at=report.collected_at,
+            schema_version=report.schema_version,
+            agent_version=report.agent_version,
+            body=report.model_dump(mode="json"),
+            role=evaluation.role,
+            level=evaluation.level,
+            findings=evaluation.findings,
+            hostname=report.host.hostname,
+            fqdn=report.host.fqdn,
+            os_family=report.host.os_family,
+        )
+        session.commit()
+    except IntegrityError as exc:
+        # Another request stored the same report_id between our check and commit.
+        session.rollback()
+        duplicate = _existing(session, report.report_id, agent.host_id)
+        if duplicate is not None:
+            return duplicate
+        raise IngestError(409, f"report could not be stored: {exc.orig}") from exc
+    except BaseException:
+        session.rollback()
+        raise
+
+    counts = Counter(f.status for f in evaluation.findings)
+    return IngestResult(
+        status="accepted",
+        report_id=report.report_id,
+        host_id=host.id,
+        summary={verdict: counts.get(verdict, 0) for verdict in VERDICTS},
+    )
+
+
+def ingest(
+    session: Session,
+    agent: AgentContext,
+    raw: bytes,
+    *,
+    content_encoding: str | None,
+    max_bytes: int,
+) -> IngestResult:
+    """The whole pipeline, from the request body to the stored evaluation."""
+    report = parse_report(decode_body(raw, content_encoding, max_bytes))
+    return store_report(session, agent, report)

@@ -1,0 +1,141 @@
+"""Request and response bodies of the API (separate from the tables)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.report import HostRole
+from collector.models import MAX_LEVEL, MIN_LEVEL
+
+OsFamily = Literal["linux", "windows", "darwin", "other"]
+
+
+class ErrorDetail(BaseModel):
+    detail: str | list[dict] = Field(description="What went wrong.")
+
+
+# --- agencies ---------------------------------------------------------------
+
+
+class AgencyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(min_length=1, max_length=255)
+    level: int = Field(ge=MIN_LEVEL, le=MAX_LEVEL, description="Mức độ (1–4).")
+
+
+class AgencyPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    level: int
+    created_at: datetime
+
+
+class AgencyRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    level: int
+
+
+class EnrollmentTokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(default=None, max_length=255)
+    expires_in_hours: float | None = Field(
+        default=None, gt=0, description="Lifetime of the token; never expires when omitted."
+    )
+
+
+class EnrollmentTokenCreated(BaseModel):
+    id: int
+    agency_id: int
+    label: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    token: str = Field(description="The plaintext token; shown only once.")
+
+
+# --- enrollment -------------------------------------------------------------
+
+
+class EnrollRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, description="Enrollment token (pe_…).")
+    hostname: str = Field(min_length=1, max_length=255)
+    machine_id: str | None = Field(default=None, max_length=255)
+    fqdn: str | None = Field(default=None, max_length=255)
+    os_family: OsFamily | None = None
+    role: HostRole | None = Field(
+        default=None, description="Role set by the administrator; 'unknown' when omitted."
+    )
+
+
+class EnrollResponse(BaseModel):
+    agent_id: int = Field(description="Id of the issued credential.")
+    host_id: int
+    credential: str = Field(description="Agent credential (pa_…); shown only once.")
+    agency: AgencyRef
+
+
+# --- hosts ------------------------------------------------------------------
+
+
+class HostPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    agency_id: int
+    hostname: str
+    machine_id: str | None
+    fqdn: str | None
+    os_family: str | None
+    role: str
+    enrolled_at: datetime
+    last_seen_at: datetime | None
+    latest_report_id: uuid.UUID | None
+
+
+class RevokeResult(BaseModel):
+    host_id: int
+    revoked: int = Field(description="Number of credentials revoked by this call.")
+
+
+# --- reports ----------------------------------------------------------------
+
+
+class VerdictSummary(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    pass_: int = Field(alias="pass", serialization_alias="pass")
+    fail: int
+    unknown: int
+    not_applicable: int
+
+
+class ReportAccepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    report_id: uuid.UUID
+    host_id: int
+    summary: VerdictSummary
+
+
+class ReportDuplicate(BaseModel):
+    status: Literal["duplicate"] = "duplicate"
+    report_id: uuid.UUID
+    host_id: int
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"

@@ -1,0 +1,51 @@
+"""Collector settings, read from the environment (prefix ``POSTURE_``)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./posture-collector.db"
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of the collector.
+
+    Every field is read from ``POSTURE_<NAME>``; the database URL is also read
+    from plain ``DATABASE_URL`` (the name most hosting tools set).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="POSTURE_",
+        env_file=None,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("POSTURE_DATABASE_URL", "DATABASE_URL", "database_url"),
+        description="SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://…",
+    )
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        gt=0,
+        description="Largest accepted request body, before and after decompression.",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the admin/read API; the admin API is disabled when unset.",
+    )
+    host_silent_after_hours: int = Field(
+        default=48,
+        gt=0,
+        description="A host that has not reported for this long counts as silent.",
+    )
+
+    @property
+    def admin_token_value(self) -> str | None:
+        if self.admin_token is None:
+            return None
+        value = self.admin_token.get_secret_value()
+        return value or None

@@ -1,0 +1,1 @@
+"""Check predicates (``<family>.py``) and their metadata (``<family>.yaml``)."""

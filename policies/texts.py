@@ -1,0 +1,81 @@
+"""Texts shared by all checks, and the rendering of evidence messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from policies.model import Text
+
+SHARED: dict[str, Text] = {
+    "section_unknown": Text(
+        vi="Tác tử không thu thập được dữ kiện '{section}': {reason}",
+        en="The agent could not collect '{section}' facts: {reason}",
+    ),
+    "role": Text(
+        vi="Không áp dụng cho máy có vai trò '{role}'",
+        en="Does not apply to a machine with role '{role}'",
+    ),
+    "check_error": Text(
+        vi="Lỗi khi đánh giá: {error}",
+        en="Evaluation error: {error}",
+    ),
+    "level": Text(
+        vi="Áp dụng cho Mức độ {min}–{max}; đơn vị đang ở Mức độ {level}",
+        en="Applies to Mức độ {min}–{max}; the agency is at Mức độ {level}",
+    ),
+    "not_evaluated": Text(
+        vi="Chưa đánh giá kiểm tra {check}",
+        en="Check {check} was not evaluated",
+    ),
+    "no_hosts": Text(
+        vi="Chưa có máy nào của đơn vị gửi báo cáo",
+        en="No machine of the agency has reported yet",
+    ),
+    "host_counts": Text(
+        vi="{hosts} máy: {pass} đạt, {fail} không đạt, {unknown} chưa xác định",
+        en="{hosts} machines: {pass} pass, {fail} fail, {unknown} unknown",
+    ),
+}
+
+# Why a requirement without checks has no verdict yet, by how it is verified.
+PENDING_REASON: dict[str, Text] = {
+    "host": Text(
+        vi="Chưa có phép kiểm tra tự động trên máy cho yêu cầu này",
+        en="No automated host check for this requirement yet",
+    ),
+    "fleet": Text(
+        vi="Cần đánh giá trên toàn bộ máy của đơn vị; chưa có quy tắc tự động",
+        en="Needs a fleet-wide rule, not automated yet",
+    ),
+    "network": Text(
+        vi="Chưa có thăm dò mạng",
+        en="No network probe yet",
+    ),
+    "attestation": Text(
+        vi="Chờ cán bộ có thẩm quyền xác nhận",
+        en="Awaiting a person's attestation",
+    ),
+}
+
+
+def _render(value: Any, lang: str) -> str:
+    if isinstance(value, datetime):
+        value = value.astimezone(UTC)
+        return value.strftime("%d/%m/%Y %H:%M UTC" if lang == "vi" else "%Y-%m-%d %H:%M UTC")
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_render(v, lang) for v in value) or "—"
+    if isinstance(value, float):
+        text = f"{value:g}"
+        return text.replace(".", ",") if lang == "vi" else text
+    if value is None:
+        return "—"
+    return str(value)
+
+
+def format_message(text: Text, params: dict[str, Any]) -> Text:
+    """Fill a bilingual template; dates and numbers follow each language's usage."""
+    return Text(
+        vi=text.vi.format(**{k: _render(v, "vi") for k, v in params.items()}),
+        en=text.en.format(**{k: _render(v, "en") for k, v in params.items()}),
+    )

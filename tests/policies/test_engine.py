@@ -1,0 +1,114 @@
+"""Requirement and article verdicts, applicability by Mức độ, and the data files."""
+
+from __future__ import annotations
+
+from agent.report import AntivirusSection, FirewallSection
+from policies import evaluate_host, summarize_agency
+from policies.framework import load_framework
+from policies.registry import load_checks
+from tests.factories import make_report
+
+
+def verdicts(ev) -> dict[str, str]:
+    return {v.requirement_id: v.status for v in ev.requirements}
+
+
+def test_every_framework_check_exists_and_every_check_is_mapped():
+    fw = load_framework()
+    checks = load_checks()
+    assert set(fw.check_ids()) == set(checks)
+
+
+def test_framework_covers_every_catalogue_row_of_articles_16_to_19():
+    ids = {r.id for r in load_framework().requirements}
+    expected = {
+        "D16.1.a", "D16.1.b", "D16.2.L3.a", "D16.2.L3.b", "D16.2.L3.c", "D16.2.L4.a",
+        "D16.2.L4.b", "D17.1.a", "D17.1.b", "D17.1.c", "D17.1.d", "D17.1.e", "D17.1.L3.a",
+        "D17.1.L3.b", "D17.1.L4", "D17.2.a", "D17.2.b", "D17.2.c", "D18.1.a", "D18.1.b",
+        "D18.1.c", "D18.1.d", "D18.1.e", "D18.2", "D18.2.L2", "D18.2.L3.a", "D18.2.L3.b",
+        "D19.1.a", "D19.1.b", "D19.1.c", "D19.2.a", "D19.2.b", "D19.2.c", "D19.2.d",
+        "D19.2.e", "D19.2.f", "D19.3.a", "D19.3.b", "D19.3.c", "D19.3.d", "D19.3.e",
+        "D19.3.f", "D19.4",
+    }
+    assert ids == expected
+
+
+def test_requirement_fails_when_any_of_its_checks_fails():
+    fw = FirewallSection(active=True, default_inbound="accept")
+    ev = evaluate_host(make_report(firewall=fw), level=3)
+    assert verdicts(ev)["D18.1.a"] == "fail"
+    d1a = next(v for v in ev.requirements if v.requirement_id == "D18.1.a")
+    assert len(d1a.evidence) == 2  # one per check: fw_active, fw_default_deny
+
+
+def test_level_applicability():
+    ev1 = evaluate_host(make_report(), level=1)
+    ev3 = evaluate_host(make_report(), level=3)
+    assert verdicts(ev1)["D16.2.L3.a"] == "not_applicable"
+    assert verdicts(ev3)["D16.2.L3.a"] == "unknown"  # awaiting attestation
+    assert verdicts(ev3)["D16.2.L4.a"] == "not_applicable"
+    # the two-zone model is described for level 2 only
+    assert verdicts(evaluate_host(make_report(), level=2))["D18.2.L2"] == "unknown"
+    assert verdicts(ev3)["D18.2.L2"] == "not_applicable"
+    reason = next(v for v in ev1.requirements if v.requirement_id == "D16.2.L3.a").reason
+    assert "Mức độ 3" in reason.vi and "Mức độ 1" in reason.vi
+
+
+def test_requirements_without_checks_say_why_they_are_unknown():
+    ev = evaluate_host(make_report(), level=3)
+    by_id = {v.requirement_id: v for v in ev.requirements}
+    assert by_id["D16.2.L3.a"].reason.vi == "Chờ cán bộ có thẩm quyền xác nhận"
+    assert by_id["D18.2.L3.a"].reason.en == "No network probe yet"
+
+
+def test_agency_summary_combines_hosts_worst_first():
+    good = evaluate_host(make_report(), level=2)
+    bad = evaluate_host(
+        make_report(hostname="pc-07", antivirus=AntivirusSection(products=[])), level=2
+    )
+    articles = {a.article: a for a in summarize_agency([good, bad], level=2)}
+    assert set(articles) == {16, 17, 18, 19}
+    d19 = {r.requirement_id: r for r in articles[19].requirements}
+    assert d19["D19.1.a"].status == "fail"
+    assert "2 máy: 1 đạt, 1 không đạt" in d19["D19.1.a"].evidence[0].vi
+    assert articles[19].status == "fail"
+    assert articles[19].counts["fail"] >= 1
+
+
+def test_agency_without_hosts_is_unknown_not_pass():
+    articles = {a.article: a for a in summarize_agency([], level=3)}
+    d18 = {r.requirement_id: r for r in articles[18].requirements}
+    assert d18["D18.1.a"].status == "unknown"
+    assert d18["D18.1.a"].reason.en == "No machine of the agency has reported yet"
+
+
+def test_broken_check_yields_unknown_instead_of_crashing(monkeypatch):
+    import dataclasses
+
+    from policies import engine
+
+    specs = dict(load_checks())
+
+    def boom(ctx):
+        raise RuntimeError("bad fact")
+
+    specs["av_installed"] = dataclasses.replace(specs["av_installed"], predicate=boom)
+    monkeypatch.setattr(engine, "load_checks", lambda: specs)
+    ev = evaluate_host(make_report(), level=3)
+    f = next(f for f in ev.findings if f.check_id == "av_installed")
+    assert f.status == "unknown"
+    assert "bad fact" in f.evidence.en
+
+
+def test_all_user_texts_are_bilingual_and_vietnamese_is_nfc():
+    import unicodedata
+
+    fw = load_framework()
+    texts = [fw.title, *fw.articles.values()]
+    for r in fw.requirements:
+        texts += [r.reference, r.title]
+    for spec in load_checks().values():
+        texts += [spec.title, spec.remediation, *spec.messages.values()]
+    for t in texts:
+        assert t.vi.strip() and t.en.strip()
+        assert unicodedata.normalize("NFC", t.vi) == t.vi
