@@ -37,11 +37,11 @@ def load_probe(section: str) -> Probe:
     return module.probe
 
 
-def run_probe(section: str, probe: Probe, ctx: ProbeContext) -> Section:
+def run_probe(section: str, probe: Probe | None, ctx: ProbeContext) -> Section:
     """Run one probe; any exception becomes an ``unknown`` section with the reason."""
     model = SECTION_MODELS[section]
     try:
-        result = probe(ctx)
+        result = (probe or load_probe(section))(ctx)
     except Exception as exc:  # a broken probe must never crash the run
         log.exception("probe %s failed", section)
         return unknown(model, f"probe error: {type(exc).__name__}: {exc}")
@@ -57,11 +57,11 @@ def collect_sections(
     probes: dict[str, Probe] | None = None,
 ) -> dict[str, Section]:
     """Run probes concurrently; a probe over its time budget yields ``unknown``."""
-    probes = probes or {name: load_probe(name) for name in sections}
+    probes = probes or {}
     results: dict[str, Section] = {}
     pool = cf.ThreadPoolExecutor(max_workers=min(8, len(sections)), thread_name_prefix="probe")
     try:
-        futures = {name: pool.submit(run_probe, name, probes[name], ctx) for name in sections}
+        futures = {name: pool.submit(run_probe, name, probes.get(name), ctx) for name in sections}
         deadline = time.monotonic() + timeout
         for name, future in futures.items():
             try:

@@ -8,7 +8,9 @@ as compliant by the collector.
 
 Versioning: ``schema_version`` is ``MAJOR.MINOR``.  A collector accepts every
 minor version of the majors it knows; new optional sections or fields bump
-the minor version, anything else bumps the major version.
+the minor version, anything else bumps the major version.  Unknown fields are
+therefore ignored, not refused: a collector that is older than its agents
+still evaluates what it understands (and keeps the raw report).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def utcnow() -> datetime:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
 
 class Section(_Model):

@@ -28,11 +28,12 @@ class BodySizeLimitMiddleware:
             return
 
         limit = self.max_body_bytes
-        declared = _content_length(scope)
-        if declared is _INVALID:
+        try:
+            declared = _content_length(scope)
+        except ValueError:
             await _send_error(send, 400, "invalid Content-Length header")
             return
-        if isinstance(declared, int) and declared > limit:
+        if declared is not None and declared > limit:
             await _send_too_large(send, limit)
             return
 
@@ -75,17 +76,14 @@ class BodySizeLimitMiddleware:
                 raise
 
 
-_INVALID = object()
-
-
-def _content_length(scope: Scope) -> int | None | object:
+def _content_length(scope: Scope) -> int | None:
+    """The declared body length; ValueError when the header is not a valid number."""
     for name, value in scope.get("headers", []):
         if name.lower() == b"content-length":
-            try:
-                length = int(value)
-            except ValueError:
-                return _INVALID
-            return length if length >= 0 else _INVALID
+            length = int(value)
+            if length < 0:
+                raise ValueError("negative Content-Length")
+            return length
     return None
 
 

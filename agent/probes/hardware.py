@@ -322,9 +322,7 @@ def probe(ctx: ProbeContext) -> HardwareSection:
             notes.append("serial needs root")
         section.serial = clean_dmi_value(serial_raw)
     else:
-        notes.append(
-            f"DMI not available ({DMI_DIR} absent: container or platform without SMBIOS)"
-        )
+        notes.append(f"DMI not available ({DMI_DIR} absent: container or platform without SMBIOS)")
 
     cpuinfo_text = ctx.read_text("/proc/cpuinfo")
     cpu = parse_cpuinfo(cpuinfo_text) if cpuinfo_text else CpuInfo()

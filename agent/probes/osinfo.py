@@ -23,6 +23,25 @@ from agent.report import OsSection
 OS_RELEASE_PATHS: tuple[str, ...] = ("/etc/os-release", "/usr/lib/os-release")
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ESCAPE_PAIR = re.compile(r"\\(.)")
+
+
+def _shell_unquote(value: str) -> str:
+    """Unquote one shell-style value with :mod:`shlex`.
+
+    Inside double quotes shlex keeps the backslash of an escaped dollar sign
+    or backtick, where the shell (and os-release(5)) drops it; those two
+    escapes are resolved first, unless the value uses single quotes (where a
+    backslash is literal).
+    """
+    if "'" not in value:
+        value = _ESCAPE_PAIR.sub(lambda m: m.group(1) if m.group(1) in "$`" else m.group(0), value)
+    try:
+        tokens = shlex.split(value, comments=False, posix=True)
+    except ValueError:  # unbalanced quotes: keep the text without them
+        tokens = [value.strip().strip("\"'")]
+    # A valid value is one shell word; tolerate unquoted spaces.
+    return " ".join(tokens)
 
 
 def parse_os_release(text: str) -> dict[str, str]:
@@ -36,12 +55,7 @@ def parse_os_release(text: str) -> dict[str, str]:
         key = key.strip()
         if not sep or not _KEY.fullmatch(key):
             continue
-        try:
-            tokens = shlex.split(value, comments=False, posix=True)
-        except ValueError:  # unbalanced quotes: keep the text without them
-            tokens = [value.strip().strip("\"'")]
-        # A valid value is one shell word; tolerate unquoted spaces.
-        result[key] = " ".join(tokens)
+        result[key] = _shell_unquote(value)
     return result
 
 

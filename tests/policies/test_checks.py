@@ -88,7 +88,8 @@ def test_recent_scan_counts_as_periodic_use():
         name="ClamAV", installed=True, running=False,
         last_scan_at=NOW - timedelta(days=2), signature_updated_at=NOW,
     )
-    assert statuses(make_report(antivirus=AntivirusSection(products=[product])))["av_active"] == "pass"
+    report = make_report(antivirus=AntivirusSection(products=[product]))
+    assert statuses(report)["av_active"] == "pass"
 
 
 def test_unobserved_antivirus_section_is_unknown_with_reason():

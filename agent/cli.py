@@ -1,0 +1,159 @@
+"""posture-agent: collect | enroll | run | status."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from agent.config import AgentConfig, Enrollment, read_status
+
+
+def _load_config(args: argparse.Namespace) -> AgentConfig:
+    config = AgentConfig.load(args.config)
+    if args.state_dir:
+        config.state_dir = args.state_dir
+    if getattr(args, "role", None):
+        config.role = args.role
+    return config
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from agent.collect import collect
+    from agent.probes.base import ProbeContext
+
+    config = _load_config(args)
+    ctx = ProbeContext()
+    if args.root and args.root != Path("/"):
+        ctx = ProbeContext(root=args.root, live=False)
+    report = collect(ctx, role=config.role, timeout=config.probe_timeout)
+    text = report.model_dump_json(indent=2, exclude_none=False)
+    if args.output:
+        args.output.write_text(text + "\n", encoding="utf-8")
+    else:
+        sys.stdout.write(text + "\n")
+    return 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from agent.client import EnrollmentError, enroll
+    from agent.collect import host_identity
+    from agent.probes.base import ProbeContext
+
+    config = _load_config(args)
+    identity = host_identity(ProbeContext(), role=config.role)
+    try:
+        enrollment = enroll(args.collector, args.token, identity, config)
+    except EnrollmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    agency = enrollment.agency
+    print(
+        f"enrolled host {identity.hostname} (host id {enrollment.host_id}) in "
+        f"{agency.get('name')} [{agency.get('code')}], Mức độ {agency.get('level')}; "
+        f"credential saved in {Enrollment.path(config.state_dir)}"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent.service import run_forever
+
+    config = _load_config(args)
+    if args.interval:
+        config.interval_seconds = args.interval
+    enrollment = Enrollment.load(config.state_dir)
+    if enrollment is None:
+        print(
+            f"error: this host is not enrolled (no {Enrollment.path(config.state_dir)}); "
+            "run `posture-agent enroll --collector URL --token TOKEN` first",
+            file=sys.stderr,
+        )
+        return 2
+    return run_forever(config, enrollment, once=args.once)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from agent.service import spool_for
+
+    config = _load_config(args)
+    enrollment = Enrollment.load(config.state_dir)
+    status = read_status(config.state_dir)
+    spool = spool_for(config)
+    rows = [
+        ("enrolled", "yes" if enrollment else "no"),
+        ("collector", enrollment.collector_url if enrollment else "-"),
+        ("host id", str(enrollment.host_id) if enrollment else "-"),
+        ("last collection", status.get("last_collection_at", "never")),
+        ("last delivery", status.get("last_delivery_at", "never")),
+        ("last error", status.get("last_error") or "-"),
+        ("spool depth", str(spool.depth())),
+        ("rejected reports", str(len(spool.rejected()))),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    for report_id, when, code, error in spool.rejected():
+        print(f"  rejected {report_id} at {when} (HTTP {code}): {error}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from agent.report import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="posture-agent", description="Security posture agent (Quy chế 02/2013, Điều 16–19)."
+    )
+    parser.add_argument("--config", type=Path, help="agent.toml (default: /etc/posture-agent/)")
+    parser.add_argument("--state-dir", type=Path, help="override state_dir of the config")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("collect", help="collect facts and print the report as JSON")
+    p.add_argument("--root", type=Path, help="read file-based facts from this root (offline audit)")
+    p.add_argument("--role", choices=["server", "workstation"])
+    p.add_argument("-o", "--output", type=Path, help="write the report to a file")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("enroll", help="enroll this host with a collector")
+    p.add_argument("--collector", required=True, help="collector URL")
+    p.add_argument("--token", required=True, help="agency enrollment token")
+    p.add_argument("--role", choices=["server", "workstation"])
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("run", help="collect on an interval and push to the collector")
+    p.add_argument("--once", action="store_true", help="one collection and delivery, then exit")
+    p.add_argument("--interval", type=float, help="seconds between collections")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="last collection, last delivery and spool depth")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the report (docs/)")
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except ValueError as exc:  # configuration errors
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""Talking to the collector: enrollment and delivery of spooled reports."""
+
+from __future__ import annotations
+
+import platform
+import socket
+from dataclasses import dataclass
+
+import httpx
+
+from agent.config import AgentConfig, Enrollment
+from agent.report import HostIdentity
+from agent.spool import Spool
+
+API = "/api/v1"
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+class EnrollmentError(Exception):
+    pass
+
+
+class CredentialRejected(Exception):
+    """The collector no longer accepts this agent's credential (revoked?)."""
+
+
+def _verify(config: AgentConfig) -> bool | str:
+    if config.ca_file:
+        return config.ca_file
+    return config.verify_tls
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    return f"HTTP {response.status_code}: {detail or response.text[:300]}"
+
+
+def enroll(
+    collector_url: str, token: str, identity: HostIdentity, config: AgentConfig
+) -> Enrollment:
+    """Exchange an agency enrollment token for this host's own credential."""
+    url = collector_url.rstrip("/")
+    payload = {
+        "token": token,
+        "hostname": identity.hostname,
+        "machine_id": identity.machine_id,
+        "fqdn": identity.fqdn,
+        "os_family": identity.os_family,
+        "role": identity.role,
+    }
+    try:
+        response = httpx.post(
+            f"{url}{API}/enroll", json=payload, timeout=TIMEOUT, verify=_verify(config)
+        )
+    except httpx.HTTPError as exc:
+        raise EnrollmentError(f"cannot reach the collector at {url}: {exc}") from exc
+    if response.status_code not in (200, 201):
+        raise EnrollmentError(f"enrollment refused: {_detail(response)}")
+    data = response.json()
+    enrollment = Enrollment(
+        collector_url=url,
+        agent_id=str(data["agent_id"]),
+        host_id=int(data["host_id"]),
+        credential=data["credential"],
+        agency=data["agency"],
+    )
+    enrollment.save(config.state_dir)
+    return enrollment
+
+
+@dataclass
+class FlushResult:
+    delivered: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    remaining: int = 0
+    error: str | None = None
+
+
+def user_agent() -> str:
+    from agent import __version__
+
+    return f"posture-agent/{__version__} ({platform.system()}; {socket.gethostname()})"
+
+
+def flush(spool: Spool, enrollment: Enrollment, config: AgentConfig) -> FlushResult:
+    """Send spooled reports oldest first; stop at the first transient failure.
+
+    Stopping keeps the order: a newer report is never delivered before an
+    older one that is still waiting.
+    """
+    result = FlushResult()
+    headers = {
+        "Authorization": f"Bearer {enrollment.credential}",
+        "Content-Type": "application/json",
+        "Content-Encoding": "gzip",
+        "User-Agent": user_agent(),
+    }
+    with httpx.Client(
+        base_url=enrollment.collector_url, timeout=TIMEOUT, verify=_verify(config)
+    ) as http:
+        while batch := spool.pending():
+            for item in batch:
+                try:
+                    response = http.post(f"{API}/reports", content=item.body, headers=headers)
+                except httpx.HTTPError as exc:
+                    result.error = f"collector unreachable: {exc}"
+                    spool.failed_attempt(item.report_id, result.error)
+                    result.remaining = spool.depth()
+                    return result
+                code = response.status_code
+                if code in (200, 201):
+                    spool.ack(item.report_id)
+                    if response.json().get("status") == "duplicate":
+                        result.duplicates += 1
+                    else:
+                        result.delivered += 1
+                elif code == 401:
+                    spool.failed_attempt(item.report_id, _detail(response))
+                    raise CredentialRejected(_detail(response))
+                elif code in (400, 409, 413, 422):
+                    # Permanent refusal: resending the same bytes cannot succeed.
+                    spool.reject(item.report_id, code, _detail(response))
+                    result.rejected += 1
+                else:
+                    result.error = _detail(response)
+                    spool.failed_attempt(item.report_id, result.error)
+                    result.remaining = spool.depth()
+                    return result
+    result.remaining = spool.depth()
+    return result

@@ -1,0 +1,156 @@
+"""``posture-collector``: run the collector and administer it from the server.
+
+The admin subcommands talk to the database directly (they are run by the
+collector's operator on the collector host), using the same settings as the
+server (``POSTURE_DATABASE_URL`` / ``DATABASE_URL``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from sqlmodel import Session
+
+from collector import crud
+from collector.db import create_db_engine, init_db
+from collector.models import MAX_LEVEL, MIN_LEVEL
+from collector.settings import Settings
+
+
+def _session(settings: Settings) -> Session:
+    engine = create_db_engine(settings)
+    init_db(engine)
+    return Session(engine)
+
+
+def _level(value: str) -> int:
+    try:
+        level = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"level must be an integer, got {value!r}") from exc
+    if not MIN_LEVEL <= level <= MAX_LEVEL:
+        raise argparse.ArgumentTypeError(f"level must be between {MIN_LEVEL} and {MAX_LEVEL}")
+    return level
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from exc
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return number
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from collector.app import create_app
+
+    if settings.admin_token_value is None:
+        print(
+            "warning: POSTURE_ADMIN_TOKEN is not set; the admin API answers 503",
+            file=sys.stderr,
+        )
+    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_agency_create(args: argparse.Namespace, settings: Settings) -> int:
+    with _session(settings) as session:
+        try:
+            agency = crud.create_agency(session, code=args.code, name=args.name, level=args.level)
+        except (crud.AlreadyExists, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"created agency {agency.id}: {agency.code} — {agency.name} (level {agency.level})")
+    return 0
+
+
+def cmd_agency_list(args: argparse.Namespace, settings: Settings) -> int:
+    with _session(settings) as session:
+        agencies = crud.list_agencies(session)
+        if not agencies:
+            print("no agencies; create one with: posture-collector agency create …")
+            return 0
+        for agency in agencies:
+            print(f"{agency.id}\t{agency.code}\tlevel {agency.level}\t{agency.name}")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    with _session(settings) as session:
+        agency = crud.get_agency_by_code(session, args.agency)
+        if agency is None:
+            print(f"error: no agency with code {args.agency!r}", file=sys.stderr)
+            return 1
+        issued = crud.create_enrollment_token(
+            session, agency, label=args.label, expires_in_hours=args.expires_in_hours
+        )
+        expires = issued.row.expires_at.isoformat() if issued.row.expires_at else "never"
+        print(
+            f"enrollment token for {agency.code} (expires: {expires}); shown only once:",
+            file=sys.stderr,
+        )
+        print(issued.token)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from collector.demo import main as demo_main
+
+    return demo_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="posture-collector",
+        description="Central collector of the security posture scanner.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(func=cmd_serve)
+
+    agency = sub.add_parser("agency", help="manage agencies")
+    agency_sub = agency.add_subparsers(dest="agency_command", required=True, metavar="ACTION")
+    create = agency_sub.add_parser("create", help="create an agency")
+    create.add_argument("--code", required=True, help="short unique code, e.g. so-tttt")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--level", required=True, type=_level, help=f"Mức độ ({MIN_LEVEL}–{MAX_LEVEL})"
+    )
+    create.set_defaults(func=cmd_agency_create)
+    listing = agency_sub.add_parser("list", help="list agencies")
+    listing.set_defaults(func=cmd_agency_list)
+
+    token = sub.add_parser("token", help="manage enrollment tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    token_create = token_sub.add_parser("create", help="issue an enrollment token")
+    token_create.add_argument("--agency", required=True, metavar="CODE")
+    token_create.add_argument("--expires-in-hours", type=_positive_float, default=None)
+    token_create.add_argument("--label", default=None)
+    token_create.set_defaults(func=cmd_token_create)
+
+    demo = sub.add_parser("demo", help="run an end-to-end demonstration")
+    demo.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    demo.add_argument("--level", type=_level, default=3)
+    demo.add_argument("--lang", choices=("vi", "en"), default="vi")
+    demo.add_argument("--keep", action="store_true", help="keep the demo database")
+    demo.add_argument("--db", metavar="PATH", default=None, help="database file to use")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args, Settings()) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""``posture-collector demo``: the whole chain on this machine, in one command.
+
+1. start the collector (uvicorn on loopback, SQLite file in a work folder);
+2. create a demo agency at the chosen Mức độ and an enrollment token (admin API);
+3. enroll an agent for this machine, collect its facts, spool and deliver the
+   report over HTTP exactly as ``posture-agent run`` does;
+4. print this machine's verdicts against Điều 16–19, in Vietnamese by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import secrets
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from collector.app import create_app
+from collector.console import articles_table, failures_table, make_console
+from collector.settings import Settings
+from policies.framework import load_framework
+from policies.model import VERDICT_LABELS, ArticleVerdict, Finding, RequirementVerdict
+
+DEMO_AGENCY = {"code": "DEMO", "name": "Đơn vị trình diễn (demo)"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_collector(settings: Settings, port: int) -> Iterator[str]:
+    """A real uvicorn server on 127.0.0.1 in a background thread."""
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="collector", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the collector did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def group_by_article(verdicts: list[RequirementVerdict]) -> list[ArticleVerdict]:
+    from policies.model import combine, count_statuses
+
+    fw = load_framework()
+    out = []
+    for number, title in sorted(fw.articles.items()):
+        reqs = [v for v in verdicts if v.article == number]
+        statuses = [v.status for v in reqs]
+        out.append(
+            ArticleVerdict(
+                article=number,
+                title=title,
+                status=combine(statuses),
+                counts=count_statuses(statuses),
+                requirements=reqs,
+            )
+        )
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from agent.client import enroll
+    from agent.collect import host_identity
+    from agent.config import AgentConfig
+    from agent.probes.base import ProbeContext
+    from agent.service import collect_once, deliver, spool_for
+
+    lang = args.lang
+    console = make_console()
+    workdir = Path(args.workdir) if getattr(args, "workdir", None) else Path(tempfile.mkdtemp(prefix="posture-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    db_path = Path(args.db) if args.db else workdir / "collector.db"
+    admin_token = secrets.token_urlsafe(24)
+    settings = Settings(database_url=f"sqlite:///{db_path}", admin_token=admin_token)
+    port = args.port or free_port()
+    vi = lang == "vi"
+
+    with running_collector(settings, port) as url:
+        console.print(("Bộ thu thập đang chạy tại " if vi else "Collector running at ") + url)
+        admin = httpx.Client(
+            base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {admin_token}"},
+            timeout=30,
+        )
+        agency = admin.get("/agencies").json()
+        agency = next((a for a in agency if a["code"] == DEMO_AGENCY["code"]), None)
+        if agency is None:
+            response = admin.post("/agencies", json={**DEMO_AGENCY, "level": args.level})
+            response.raise_for_status()
+            agency = response.json()
+        token = admin.post(
+            f"/agencies/{agency['id']}/enrollment-tokens", json={"label": "demo"}
+        ).json()["token"]
+
+        config = AgentConfig(state_dir=workdir / "agent", role=getattr(args, "role", None) or "unknown")
+        identity = host_identity(ProbeContext(), role=config.role)
+        enrollment = enroll(url, token, identity, config)
+        console.print(
+            (f"Đã đăng ký máy {identity.hostname} vào {agency['name']} (Mức độ {agency['level']})"
+             if vi else
+             f"Enrolled {identity.hostname} in {agency['name']} (level {agency['level']})")
+        )
+        spool = spool_for(config)
+        started = time.monotonic()
+        collect_once(config, spool)
+        collected_in = time.monotonic() - started
+        if not deliver(config, spool, enrollment):
+            console.print("[bold red]" + ("Gửi báo cáo thất bại" if vi else "Delivery failed"))
+            return 1
+        console.print(
+            (f"Đã thu thập ({collected_in:.1f} giây) và gửi báo cáo." if vi else
+             f"Collected ({collected_in:.1f} s) and delivered the report.")
+        )
+
+        host_id = enrollment.host_id
+        verdicts = [
+            RequirementVerdict.model_validate(v)
+            for v in admin.get(f"/hosts/{host_id}/compliance").raise_for_status().json()
+        ]
+        findings = [
+            Finding.model_validate(f)
+            for f in admin.get(f"/hosts/{host_id}/findings").raise_for_status().json()
+        ]
+        host = admin.get(f"/hosts/{host_id}").raise_for_status().json()
+
+    title = (
+        f"Kết quả đánh giá máy {host['hostname']} theo Điều 16–19, Quy chế 02/2013 (Bình Dương)"
+        if vi else
+        f"Verdicts of {host['hostname']} against Articles 16–19, Quy chế 02/2013 (Bình Dương)"
+    )
+    articles = group_by_article(verdicts)
+    console.print(articles_table(articles, title, lang))
+    fixes = failures_table(findings, lang)
+    if fixes is not None:
+        console.print(fixes)
+    labels = VERDICT_LABELS[lang]
+    totals = {s: sum(a.counts[s] for a in articles) for s in labels}
+    console.print(
+        ("Tổng hợp: " if vi else "Summary: ")
+        + ", ".join(f"{labels[s]} {n}" for s, n in totals.items())  # type: ignore[index]
+    )
+    console.print(
+        (f"Dữ liệu của lần chạy này: {workdir}" if vi else f"Data of this run: {workdir}")
+    )
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    return run(args)

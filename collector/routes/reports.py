@@ -1,0 +1,60 @@
+"""Report ingest (agent-authenticated)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from collector.db import SessionDep, SettingsDep
+from collector.ingest import IngestError, ingest
+from collector.schemas import ErrorDetail, ReportAccepted, ReportDuplicate
+from collector.security import AgentDep
+
+router = APIRouter(tags=["agents"])
+
+# The body is read raw (it may be gzip-compressed), so its schema is declared here.
+_REQUEST_BODY = {
+    "required": True,
+    "description": "A report (agent.report.Report), optionally with Content-Encoding: gzip.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Report"}}},
+}
+
+
+@router.post(
+    "/reports",
+    response_model=ReportAccepted,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={"requestBody": _REQUEST_BODY},
+    responses={
+        200: {"model": ReportDuplicate, "description": "Already stored; nothing changed"},
+        400: {"model": ErrorDetail, "description": "Malformed JSON or gzip"},
+        401: {"model": ErrorDetail, "description": "Missing, unknown or revoked credential"},
+        409: {"model": ErrorDetail, "description": "Host mismatch or report_id of another host"},
+        413: {"model": ErrorDetail, "description": "Body too large (also after decompression)"},
+        415: {"model": ErrorDetail, "description": "Unsupported Content-Encoding"},
+        422: {"model": ErrorDetail, "description": "Unsupported schema_version or invalid report"},
+    },
+)
+async def submit_report(
+    request: Request, agent: AgentDep, session: SessionDep, settings: SettingsDep
+) -> ReportAccepted | JSONResponse:
+    """Ingest one report: validate, evaluate against the rules and store, idempotently."""
+    raw = await request.body()
+    try:
+        result = await run_in_threadpool(
+            ingest,
+            session,
+            agent,
+            raw,
+            content_encoding=request.headers.get("content-encoding"),
+            max_bytes=settings.max_body_bytes,
+        )
+    except IngestError as exc:
+        raise HTTPException(exc.status_code, detail=exc.detail) from exc
+    if result.status == "duplicate":
+        duplicate = ReportDuplicate(report_id=result.report_id, host_id=result.host_id)
+        return JSONResponse(duplicate.model_dump(mode="json"), status_code=status.HTTP_200_OK)
+    return ReportAccepted.model_validate(
+        {"report_id": result.report_id, "host_id": result.host_id, "summary": result.summary}
+    )
