@@ -143,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--lang", choices=("vi", "en"), default="vi")
     demo.add_argument("--keep", action="store_true", help="keep the demo database")
     demo.add_argument("--db", metavar="PATH", default=None, help="database file to use")
+    demo.add_argument(
+        "--workdir", metavar="PATH", default=None, help="directory for the run's files"
+    )
+    demo.add_argument(
+        "--role", choices=("server", "workstation"), default=None, help="role of this machine"
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

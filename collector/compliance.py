@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-import policies
 from collector import crud
 from collector.models import Agency, Host
+from policies import engine
 from policies.model import ArticleVerdict, HostEvaluation, RequirementVerdict
 
 
@@ -27,7 +27,7 @@ def host_evaluation(session: Session, host: Host, agency: Agency) -> HostEvaluat
         role=role,  # type: ignore[arg-type]
         level=agency.level,
         findings=findings,
-        requirements=policies.requirement_verdicts(findings, agency.level, role),
+        requirements=engine.requirement_verdicts(findings, agency.level, role),
     )
 
 
@@ -41,4 +41,4 @@ def agency_articles(session: Session, agency: Agency) -> list[ArticleVerdict]:
     evaluations = [
         host_evaluation(session, host, agency) for host in crud.list_hosts(session, agency.id)
     ]
-    return policies.summarize_agency(evaluations, agency.level)
+    return engine.summarize_agency(evaluations, agency.level)

@@ -45,9 +45,9 @@ def articles_table(articles: Iterable[ArticleVerdict], title: str, lang: str = "
     h = _HEAD[lang]
     table = Table(title=title, show_lines=True, expand=True)
     table.add_column(h["req"], no_wrap=True)
-    table.add_column(h["content"], ratio=2)
+    table.add_column(h["content"], ratio=3, min_width=16)
     table.add_column(h["verdict"], no_wrap=True)
-    table.add_column(h["evidence"], ratio=3)
+    table.add_column(h["evidence"], ratio=4, min_width=16)
     for article in articles:
         table.add_row(
             RichText(f"{h['article']} {article.article}", style="bold"),
@@ -60,9 +60,11 @@ def articles_table(articles: Iterable[ArticleVerdict], title: str, lang: str = "
             lines = [e.get(lang) for e in req.evidence]
             if req.reason is not None:
                 lines.append(req.reason.get(lang))
+            content = RichText(req.title.get(lang))
+            content.append("\n" + req.reference.get(lang), style="dim")
             table.add_row(
-                f"{req.requirement_id}\n{req.reference.get(lang)}",
-                req.title.get(lang),
+                req.requirement_id,
+                content,
                 verdict_cell(req.status, lang),
                 "\n".join(lines),
             )

@@ -104,7 +104,10 @@ def create_enrollment_token(
     now = utcnow()
     expires_at = now + timedelta(hours=expires_in_hours) if expires_in_hours else None
     row = EnrollmentToken(
-        agency_id=agency.id, token_hash=token_hash, label=label, created_at=now,
+        agency_id=agency.id,
+        token_hash=token_hash,
+        label=label,
+        created_at=now,
         expires_at=expires_at,
     )
     session.add(row)
@@ -181,7 +184,9 @@ def enroll(
         ).first()
     if host is None:
         host = Host(
-            agency_id=agency.id, hostname=hostname, machine_id=machine_id or None,
+            agency_id=agency.id,
+            hostname=hostname,
+            machine_id=machine_id or None,
             enrolled_at=now,
         )
     host.hostname = hostname
@@ -294,17 +299,26 @@ def add_report(
     now = now or utcnow()
     assert host.id is not None
     stored = StoredReport(
-        report_id=report_id, host_id=host.id, received_at=now, collected_at=collected_at,
-        schema_version=schema_version, agent_version=agent_version, evaluated_role=role,
-        evaluated_level=level, body=body,
+        report_id=report_id,
+        host_id=host.id,
+        received_at=now,
+        collected_at=collected_at,
+        schema_version=schema_version,
+        agent_version=agent_version,
+        evaluated_role=role,
+        evaluated_level=level,
+        body=body,
     )
     session.add(stored)
     session.flush()  # the report row must exist before its findings (foreign key)
     for finding in findings:
         session.add(
             StoredFinding(
-                host_id=host.id, report_id=report_id, check_id=finding.check_id,
-                status=finding.status, severity=finding.severity,
+                host_id=host.id,
+                report_id=report_id,
+                check_id=finding.check_id,
+                status=finding.status,
+                severity=finding.severity,
                 payload=finding.model_dump(mode="json"),
             )
         )
@@ -330,9 +344,7 @@ def latest_report(session: Session, host: Host) -> StoredReport | None:
     return session.get(StoredReport, host.latest_report_id)
 
 
-def latest_findings(
-    session: Session, host: Host, *, status: str | None = None
-) -> list[Finding]:
+def latest_findings(session: Session, host: Host, *, status: str | None = None) -> list[Finding]:
     """Findings of the host's latest report, optionally only those with ``status``."""
     if host.latest_report_id is None:
         return []

@@ -87,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
 
     lang = args.lang
     console = make_console()
-    workdir = Path(args.workdir) if getattr(args, "workdir", None) else Path(tempfile.mkdtemp(prefix="posture-demo-"))
+    if getattr(args, "workdir", None):
+        workdir = Path(args.workdir)
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="posture-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     db_path = Path(args.db) if args.db else workdir / "collector.db"
     admin_token = secrets.token_urlsafe(24)
@@ -111,13 +114,14 @@ def run(args: argparse.Namespace) -> int:
             f"/agencies/{agency['id']}/enrollment-tokens", json={"label": "demo"}
         ).json()["token"]
 
-        config = AgentConfig(state_dir=workdir / "agent", role=getattr(args, "role", None) or "unknown")
+        role = getattr(args, "role", None) or "unknown"
+        config = AgentConfig(state_dir=workdir / "agent", role=role)
         identity = host_identity(ProbeContext(), role=config.role)
         enrollment = enroll(url, token, identity, config)
         console.print(
-            (f"Đã đăng ký máy {identity.hostname} vào {agency['name']} (Mức độ {agency['level']})"
+            f"Đã đăng ký máy {identity.hostname} vào {agency['name']} (Mức độ {agency['level']})"
              if vi else
-             f"Enrolled {identity.hostname} in {agency['name']} (level {agency['level']})")
+             f"Enrolled {identity.hostname} in {agency['name']} (level {agency['level']})"
         )
         spool = spool_for(config)
         started = time.monotonic()
@@ -127,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
             console.print("[bold red]" + ("Gửi báo cáo thất bại" if vi else "Delivery failed"))
             return 1
         console.print(
-            (f"Đã thu thập ({collected_in:.1f} giây) và gửi báo cáo." if vi else
-             f"Collected ({collected_in:.1f} s) and delivered the report.")
+            f"Đã thu thập ({collected_in:.1f} giây) và gửi báo cáo." if vi else
+             f"Collected ({collected_in:.1f} s) and delivered the report."
         )
 
         host_id = enrollment.host_id
@@ -159,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(f"{labels[s]} {n}" for s, n in totals.items())  # type: ignore[index]
     )
     console.print(
-        (f"Dữ liệu của lần chạy này: {workdir}" if vi else f"Data of this run: {workdir}")
+        f"Dữ liệu của lần chạy này: {workdir}" if vi else f"Data of this run: {workdir}"
     )
     return 0
 

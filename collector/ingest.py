@@ -21,11 +21,11 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-import policies
 from agent.report import SUPPORTED_MAJOR, Report, schema_major
 from collector import crud
 from collector.models import Agency, Host
 from collector.security import AgentContext
+from policies import engine
 from policies.model import Verdict
 
 VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "unknown", "not_applicable")
@@ -173,7 +173,7 @@ def store_report(session: Session, agent: AgentContext, report: Report) -> Inges
         _check_identity(session, host, report)
 
         role = host.role if host.role and host.role != "unknown" else None
-        evaluation = policies.evaluate_host(report, agency.level, role)
+        evaluation = engine.evaluate_host(report, agency.level, role)
 
         crud.add_report(
             session,

@@ -111,8 +111,14 @@ def _judge(req: Requirement, level: int, findings: dict[str, Finding]) -> Requir
         "check_ids": list(req.checks),
     }
     if not req.applies_to_level(level):
+        if req.max_level == 4:
+            template = SHARED["level_from"]
+        elif req.min_level == req.max_level:
+            template = SHARED["level_only"]
+        else:
+            template = SHARED["level_range"]
         reason = format_message(
-            SHARED["level"], {"min": req.min_level, "max": req.max_level, "level": level}
+            template, {"min": req.min_level, "max": req.max_level, "level": level}
         )
         return RequirementVerdict(status="not_applicable", reason=reason, **base)
     if not req.checks:

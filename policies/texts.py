@@ -20,7 +20,15 @@ SHARED: dict[str, Text] = {
         vi="Lỗi khi đánh giá: {error}",
         en="Evaluation error: {error}",
     ),
-    "level": Text(
+    "level_from": Text(
+        vi="Áp dụng từ Mức độ {min}; đơn vị đang ở Mức độ {level}",
+        en="Applies from Mức độ {min}; the agency is at Mức độ {level}",
+    ),
+    "level_only": Text(
+        vi="Chỉ áp dụng cho Mức độ {min}; đơn vị đang ở Mức độ {level}",
+        en="Applies to Mức độ {min} only; the agency is at Mức độ {level}",
+    ),
+    "level_range": Text(
         vi="Áp dụng cho Mức độ {min}–{max}; đơn vị đang ở Mức độ {level}",
         en="Applies to Mức độ {min}–{max}; the agency is at Mức độ {level}",
     ),

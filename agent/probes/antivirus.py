@@ -233,8 +233,7 @@ _CLAMSCAN_END = re.compile(r"^End Date:\s+(\d{4}):(\d{2}):(\d{2}) (\d{2}):(\d{2}
 
 
 def _is_scan_result(msg: str) -> bool:
-    if msg.startswith(("+++", "---")):
-        return False
+    """``<path>: <signature> FOUND`` or ``<path>: OK`` (clean files, with LogClean)."""
     return msg.endswith((" FOUND", ": OK")) and ": " in msg
 
 

@@ -50,6 +50,7 @@ configuration, plus whether the systemd unit loading them is enabled.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import xml.etree.ElementTree as ET
@@ -62,6 +63,7 @@ from agent.probes.base import CommandResult, CommandTimeout, ProbeContext, ToolM
 from agent.report import FirewallBackend, FirewallSection, InboundPolicy
 
 NEEDS_ROOT_REASON = "reading the nftables/iptables ruleset needs root"
+UNREADABLE_REASON = "the nftables/iptables ruleset could not be read"
 OFFLINE_NOTE = "live state was not observed (alternate root): facts come from configuration files"
 
 NFT_PATHS = ("/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", "/usr/local/sbin/nft")
@@ -83,6 +85,10 @@ IPTABLES_SAVE_FILES: tuple[tuple[str, Literal["ipv4", "ipv6"], tuple[str, ...]],
 )
 SYSTEMD_UNIT_DIR = "/etc/systemd/system"
 LEGACY_TABLES = "/proc/net/ip_tables_names"
+_IPTABLES_TOOLS: tuple[tuple[str, Literal["ipv4", "ipv6"]], ...] = (
+    ("iptables", "ipv4"),
+    ("ip6tables", "ipv6"),
+)
 
 FIREWALLD_NOT_RUNNING_RC = 252
 NFT_FAMILIES: dict[str, frozenset[str]] = {
@@ -99,8 +105,14 @@ _VERDICTS: dict[str, InboundPolicy] = {"drop": "drop", "reject": "reject", "acce
 # nft statements that neither match nor end the rule.
 _NFT_PASSIVE = frozenset({"counter", "log"})
 # nftables named priorities (nft(8) "PRIORITY").
-_NFT_PRIORITIES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50,
-                   "srcnat": 100}
+_NFT_PRIORITIES = {
+    "raw": -300,
+    "mangle": -150,
+    "dstnat": -100,
+    "filter": 0,
+    "security": 50,
+    "srcnat": 100,
+}
 
 
 # --- pure model ------------------------------------------------------------------
@@ -298,6 +310,14 @@ def _text_priority(text: str) -> int:
     return value
 
 
+_TABLE_RE = re.compile(r"(?:add\s+)?table\s+(?:(ip6?|inet|arp|bridge|netdev)\s+)?(\S+)\s*\{")
+_CHAIN_RE = re.compile(r"chain\s+(\S+)\s*\{")
+_CHAIN_TYPE_RE = re.compile(
+    r"type\s+(\w+)\s+hook\s+(\w+)(?:\s+device\s+\S+)?\s+priority\s+([^;]+);"
+)
+_POLICY_RE = re.compile(r"policy\s+(accept|drop)\s*;")
+
+
 def parse_nftables_conf(text: str) -> list[InputChain]:
     """Input base chains of an nftables configuration file (``nft -f`` syntax).
 
@@ -334,20 +354,28 @@ def parse_nftables_conf(text: str) -> list[InputChain]:
         if not line:
             continue
         opens, closes = line.count("{"), line.count("}")
-        m_table = re.match(r"(?:add\s+)?table\s+(?:(ip6?|inet|arp|bridge|netdev)\s+)?(\S+)\s*\{", line)
-        m_chain = re.match(r"chain\s+(\S+)\s*\{", line)
+        m_table = _TABLE_RE.match(line)
+        m_chain = _CHAIN_RE.match(line)
         if m_table and chain is None:
             table = (m_table.group(1) or "ip", m_table.group(2))
             table_depth = depth + 1
         elif m_chain and table is not None and chain is None:
-            chain = {"family": table[0], "table": table[1], "name": m_chain.group(1),
-                     "hook": None, "type": None, "policy": "accept", "priority": 0,
-                     "rules": 0, "fallthrough": None, "done": False}
+            chain = {
+                "family": table[0],
+                "table": table[1],
+                "name": m_chain.group(1),
+                "hook": None,
+                "type": None,
+                "policy": "accept",
+                "priority": 0,
+                "rules": 0,
+                "fallthrough": None,
+                "done": False,
+            }
             chain_depth = depth + 1
         if chain is not None:
-            m_type = re.search(r"type\s+(\w+)\s+hook\s+(\w+)(?:\s+device\s+\S+)?"
-                               r"\s+priority\s+([^;]+);", line)
-            m_policy = re.search(r"policy\s+(accept|drop)\s*;", line)
+            m_type = _CHAIN_TYPE_RE.search(line)
+            m_policy = _POLICY_RE.search(line)
             if m_type:
                 chain["type"], chain["hook"] = m_type.group(1), m_type.group(2)
                 chain["priority"] = _text_priority(m_type.group(3))
@@ -358,10 +386,12 @@ def parse_nftables_conf(text: str) -> list[InputChain]:
                 chain["rules"] += 1
                 if not chain["done"]:
                     words = line.split()
-                    while words and words[0] == "counter":
-                        words.pop(0)
-                    if words and words[0] in _VERDICTS and (
-                        len(words) == 1 or words[0] == "reject"
+                    if words[:1] == ["counter"]:  # "counter" or "counter packets N bytes N"
+                        words = words[5:] if words[1:2] == ["packets"] else words[1:]
+                    if (
+                        words
+                        and words[0] in _VERDICTS
+                        and (len(words) == 1 or words[0] == "reject")
                     ):
                         chain["fallthrough"] = _VERDICTS[words[0]]
                         chain["done"] = True
@@ -401,9 +431,9 @@ def _iptables_unconditional(args: list[str]) -> str | None:
     # A comment does not match anything.
     while len(rest) >= 4 and rest[:3] == ["-m", "comment", "--comment"]:
         rest = rest[4:]
-    if len(rest) >= 2 and rest[0] in ("-j", "-g"):
-        if len(rest) == 2 or (rest[1] == "REJECT" and rest[2] == "--reject-with"):
-            return rest[1] if rest[0] == "-j" else "GOTO"
+    plain = len(rest) == 2 or (len(rest) > 2 and rest[1:3] == ["REJECT", "--reject-with"])
+    if len(rest) >= 2 and rest[0] in ("-j", "-g") and plain:
+        return rest[1] if rest[0] == "-j" else "GOTO"
     return None
 
 
@@ -554,9 +584,7 @@ def parse_firewalld_zone_target(xml_text: str) -> InboundPolicy | None:
     except ET.ParseError as exc:
         raise ValueError(f"bad zone XML: {exc}") from exc
     target = (root.get("target") or "default").strip("%").upper()
-    return {"DEFAULT": "reject", "REJECT": "reject", "DROP": "drop", "ACCEPT": "accept"}.get(
-        target
-    )
+    return {"DEFAULT": "reject", "REJECT": "reject", "DROP": "drop", "ACCEPT": "accept"}.get(target)
 
 
 # --- probe helpers ---------------------------------------------------------------
@@ -597,7 +625,9 @@ def _unit_enabled(ctx: ProbeContext, units: Sequence[str]) -> bool | None:
     try:
         if not base.is_dir():
             return None
-        return any(any(base.glob(f"*.wants/{unit}")) for unit in units)
+        # lexists: unit links are absolute, so under an alternate root they may dangle.
+        wants = [d for d in base.iterdir() if d.name.endswith(".wants")]
+        return any(os.path.lexists(d / unit) for d in wants for unit in units)
     except OSError:
         return None
 
@@ -671,19 +701,19 @@ def _live_iptables(ctx: ProbeContext, found: _Findings, binary: str, nft_json: s
         found.backends.append(FirewallBackend(name="iptables", installed=True, evidence=evidence))
         return
     tables: list[IptablesFilter] = []
-    for tool, family in (("iptables", "ipv4"), ("ip6tables", "ipv6")):
+    for tool, family in _IPTABLES_TOOLS:
         result = _run(ctx, [tool, "-w", "5", "-S"], found.notes)
         if result is None:
             continue
         if not result.ok:
             found.notes.append(f"{tool} -S failed: {_first_line(result)}")
             continue
-        tables.append(parse_iptables_save(result.stdout, family))  # type: ignore[arg-type]
+        tables.append(parse_iptables_save(result.stdout, family))
     if not any(t.input is not None for t in tables):
         found.backends.append(FirewallBackend(name="iptables", installed=True, evidence=evidence))
         return
     if variant == "nf_tables":
-        found.notes.append("nft is not installed: only the iptables-nft tables were inspected")
+        found.notes.append("nftables ruleset not read: only the iptables-nft tables were inspected")
     backend = iptables_backend(tables, evidence)
     found.backends.append(backend)
     found.kernel.append(backend)
@@ -694,7 +724,8 @@ def _ufw_backend(ctx: ProbeContext, binary: str, live: bool, notes: list[str]) -
     conf = ctx.read_text(UFW_CONF)
     enabled = parse_ufw_conf(conf) if conf is not None else None
     evidence.append(
-        f"{UFW_CONF}: ENABLED={'yes' if enabled else 'no'}" if enabled is not None
+        f"{UFW_CONF}: ENABLED={'yes' if enabled else 'no'}"
+        if enabled is not None
         else f"{UFW_CONF}: not readable"
     )
     defaults = ctx.read_text(UFW_DEFAULTS)
@@ -733,8 +764,7 @@ def _live_firewalld(ctx: ProbeContext, binary: str, notes: list[str]) -> Firewal
             active = True
         elif result.returncode == FIREWALLD_NOT_RUNNING_RC or text == "not running":
             active = False
-        if active is not None:
-            evidence.append(f"firewall-cmd --state: {text}")
+        evidence.append(f"firewall-cmd --state: {text or _first_line(result)}")
     if active is None:
         try:
             active = "firewalld" in ctx.running_processes()
@@ -780,7 +810,7 @@ def _summarise(found: _Findings, offline: bool) -> FirewallSection:
         return FirewallSection(backends=[], active=False, notes=notes)
     if offline:
         return FirewallSection(backends=found.backends, active=False, notes=notes)
-    reason = NEEDS_ROOT_REASON if found.needs_root else "the nftables/iptables ruleset could not be read"
+    reason = NEEDS_ROOT_REASON if found.needs_root else UNREADABLE_REASON
     return unknown(FirewallSection, reason, backends=found.backends, notes=notes)
 
 
@@ -823,8 +853,9 @@ def _offline_nftables(ctx: ProbeContext, binary: str) -> FirewallBackend:
     summary = summarise_input_chains(chains)
     evidence += [f"{conf_path}: {c.describe()}" for c in chains]
     evidence += summary.evidence(conf_path)
-    active = summary.active and enabled is not False if enabled is not None else None
-    if enabled is None and not summary.active:
+    # Without systemd configuration nobody can tell whether the file is loaded at boot.
+    active: bool | None = summary.active and enabled if enabled is not None else None
+    if not summary.active:
         active = False
     return FirewallBackend(
         name="nftables",

@@ -32,6 +32,7 @@ facts that were observed are still filled in.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import gzip
 import os
 import re
@@ -320,7 +321,8 @@ def parse_zypper_security_patches(text: str) -> list[str]:
     return names
 
 
-_ZYPP_HISTORY_LINE = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})\|(install|patch)\|")
+# Action names are space-padded to a fixed width ("patch  ", "remove ").
+_ZYPP_HISTORY_LINE = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})\|(install|patch) *\|")
 
 
 def parse_zypp_history(text: str, tz: tzinfo) -> datetime | None:
@@ -431,19 +433,17 @@ def _run(
     """Run a command; return (result, None) or (None, reason it could not run)."""
     try:
         return ctx.runner.run(argv, timeout=timeout), None
-    except ToolMissing as exc:
-        return None, str(exc)
-    except CommandTimeout as exc:
+    except (ToolMissing, CommandTimeout) as exc:
         return None, str(exc)
     except OSError as exc:
         return None, f"'{argv[0]}' could not be run: {exc}"
 
 
 def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:200]
-    return ""
+    """The first error line ("E: ..." for apt, "Error: ..." for dnf), else the first line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("E:", "Error"))]
+    return (errors or lines or [""])[0][:200]
 
 
 def _failure(argv: list[str], result: CommandResult) -> str:
@@ -547,26 +547,24 @@ def _apt_last_update(ctx: ProbeContext, notes: list[str]) -> datetime | None:
 
 
 def _apt_last_refresh(ctx: ProbeContext, notes: list[str]) -> datetime | None:
-    for stamp in APT_REFRESH_STAMPS:
-        when = _mtime(ctx.path(stamp))
-        if when is not None:
-            return when
+    """Newest of the periodic stamps (exact, but only written by the daily job) and of
+    the lists' modification times (any ``apt-get update``, but only a lower bound)."""
+    stamps = [_mtime(ctx.path(stamp)) for stamp in APT_REFRESH_STAMPS]
+    stamp = max((s for s in stamps if s is not None), default=None)
     lists = ctx.path(APT_LISTS_DIR)
     candidates = [_mtime(lists)]
-    try:
+    with contextlib.suppress(OSError):
         candidates += [
             _mtime(p) for p in lists.iterdir() if p.name.endswith(("Release", "InRelease"))
         ]
-    except OSError:
-        return None
-    found = [c for c in candidates if c is not None]
-    if not found:
-        return None
-    notes.append(
-        "last_refresh_at taken from /var/lib/apt/lists modification times (a lower bound: "
-        "apt leaves unchanged lists untouched)"
-    )
-    return max(found)
+    from_lists = max((c for c in candidates if c is not None), default=None)
+    if from_lists is not None and (stamp is None or from_lists > stamp):
+        notes.append(
+            "last_refresh_at taken from /var/lib/apt/lists modification times (a lower bound: "
+            "apt leaves unchanged lists untouched)"
+        )
+        return from_lists
+    return stamp
 
 
 def _apt_pending(ctx: ProbeContext, facts: _Facts) -> None:

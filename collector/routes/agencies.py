@@ -63,8 +63,12 @@ def create_enrollment_token(
     row = issued.row
     assert row.id is not None
     return EnrollmentTokenCreated(
-        id=row.id, agency_id=row.agency_id, label=row.label, created_at=row.created_at,
-        expires_at=row.expires_at, token=issued.token,
+        id=row.id,
+        agency_id=row.agency_id,
+        label=row.label,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        token=issued.token,
     )
 
 

@@ -20,14 +20,14 @@ def test_a_crashing_probe_becomes_unknown_with_reason():
 
 def test_a_slow_probe_is_cut_off_and_the_rest_still_arrive():
     def slow(ctx):
-        time.sleep(3)
+        time.sleep(10)
         return HardwareSection()
 
     started = time.monotonic()
     sections = collect_sections(
         ProbeContext(), ("hardware", "os"), timeout=0.5, probes={"hardware": slow}
     )
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 5  # the 10 s probe was not waited for
     assert sections["hardware"].status == "unknown"
     assert "0.5s" in sections["hardware"].reason
     assert sections["os"].status == "ok"

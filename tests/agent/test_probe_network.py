@@ -222,6 +222,7 @@ def test_probe_live_machine() -> None:
         tcp.bind(("127.0.0.1", 0))
         tcp.listen()
         udp.bind(("127.0.0.1", 0))
+        tcp_port, udp_port = tcp.getsockname()[1], udp.getsockname()[1]
         section = probe(ProbeContext())
     finally:
         tcp.close()
@@ -231,5 +232,5 @@ def test_probe_live_machine() -> None:
     lo = next(i for i in section.interfaces if i.name == "lo")
     assert ("ipv4", "127.0.0.1", 8) in [(a.family, a.address, a.prefixlen) for a in lo.addresses]
     me = psutil.Process().name()
-    assert sock("tcp", "127.0.0.1", tcp.getsockname()[1], me) in section.listening
-    assert sock("udp", "127.0.0.1", udp.getsockname()[1], me) in section.listening
+    assert sock("tcp", "127.0.0.1", tcp_port, me) in section.listening
+    assert sock("udp", "127.0.0.1", udp_port, me) in section.listening

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,20 +119,16 @@ def test_dpkg_packages_install_time_from_list_files(tmp_path: Path) -> None:
     assert packages["bash"].installed_at is None
 
 
-def test_dpkg_parse_is_fast_on_1500_packages() -> None:
+def test_dpkg_parse_handles_1500_packages() -> None:
+    # Speed is measured in benchmarks/, not asserted here.
     copies = -(-1500 // 38)
     big = "\n".join(
         re.sub(r"^Package: ", f"Package: c{i}-", DPKG_STATUS, flags=re.M) for i in range(copies)
     )
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        records = parse_dpkg_status(big)
-        packages = dpkg_packages(records, {})
-        best = min(best, time.perf_counter() - start)
+    records = parse_dpkg_status(big)
+    packages = dpkg_packages(records, {})
     assert len(records) == 38 * copies >= 1500
     assert len(packages) == 37 * copies
-    assert best < 0.1, f"parsing {len(records)} stanzas took {best * 1000:.1f} ms"
 
 
 # --- rpm parser -------------------------------------------------------------

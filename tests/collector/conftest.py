@@ -69,12 +69,22 @@ def make_report(
             cpu_cores_physical=6,
             cpu_cores_logical=12,
             memory_bytes=16 * 1024**3,
-            disks=[DiskInfo(device="/dev/nvme0n1p2", mountpoint="/", fstype="ext4",
-                            total_bytes=512 * 1024**3)],
+            disks=[
+                DiskInfo(
+                    device="/dev/nvme0n1p2",
+                    mountpoint="/",
+                    fstype="ext4",
+                    total_bytes=512 * 1024**3,
+                )
+            ],
         ),
         "os": OsSection(
-            name="Debian GNU/Linux 12 (bookworm)", id="debian", version="12",
-            kernel="6.1.0-18-amd64", arch="x86_64", boot_time=now - timedelta(days=3),
+            name="Debian GNU/Linux 12 (bookworm)",
+            id="debian",
+            version="12",
+            kernel="6.1.0-18-amd64",
+            arch="x86_64",
+            boot_time=now - timedelta(days=3),
             uptime_seconds=3 * 86400,
         ),
         "software": SoftwareSection(
@@ -88,18 +98,23 @@ def make_report(
         "network": NetworkSection(
             interfaces=[
                 NetworkInterface(
-                    name="eth0", mac="00:11:22:33:44:55", is_up=True,
+                    name="eth0",
+                    mac="00:11:22:33:44:55",
+                    is_up=True,
                     addresses=[InterfaceAddress(family="ipv4", address="10.1.2.3", prefixlen=24)],
                 )
             ],
-            listening=[ListeningSocket(protocol="tcp", address="0.0.0.0", port=22,
-                                       process="sshd")],
+            listening=[ListeningSocket(protocol="tcp", address="0.0.0.0", port=22, process="sshd")],
         ),
         "antivirus": AntivirusSection(
             products=[
                 AntivirusProduct(
-                    name="ClamAV", installed=True, running=True, updater_running=True,
-                    realtime=False, signature_version="27200",
+                    name="ClamAV",
+                    installed=True,
+                    running=True,
+                    updater_running=True,
+                    realtime=False,
+                    signature_version="27200",
                     signature_updated_at=now - timedelta(days=1),
                     last_scan_at=now - timedelta(days=2),
                     evidence=["clamav-daemon.service active"],
@@ -107,13 +122,25 @@ def make_report(
             ]
         ),
         "patches": PatchesSection(
-            manager="apt", pending_count=0, security_pending_count=0, pending=[],
-            last_update_at=now - timedelta(days=2), last_refresh_at=now - timedelta(hours=6),
-            auto_updates=True, reboot_required=False,
+            manager="apt",
+            pending_count=0,
+            security_pending_count=0,
+            pending=[],
+            last_update_at=now - timedelta(days=2),
+            last_refresh_at=now - timedelta(hours=6),
+            auto_updates=True,
+            reboot_required=False,
         ),
         "firewall": FirewallSection(
-            backends=[FirewallBackend(name="nftables", installed=True, active=True,
-                                      default_inbound="drop", rule_count=12)],
+            backends=[
+                FirewallBackend(
+                    name="nftables",
+                    installed=True,
+                    active=True,
+                    default_inbound="drop",
+                    rule_count=12,
+                )
+            ],
             active=True,
             default_inbound="drop",
         ),
@@ -127,8 +154,11 @@ def make_report(
         collected_at=now,
         collection_seconds=1.5,
         host=HostIdentity(
-            hostname=hostname, fqdn=f"{hostname}.example.gov.vn", machine_id=machine_id,
-            os_family="linux", role=role,  # type: ignore[arg-type]
+            hostname=hostname,
+            fqdn=f"{hostname}.example.gov.vn",
+            machine_id=machine_id,
+            os_family="linux",
+            role=role,  # type: ignore[arg-type]
         ),
         **defaults,
     )
@@ -184,7 +214,8 @@ class Api:
 
     def create_agency(self, code: str = "so-tttt", level: int = 3, name: str = "Sở TTTT") -> dict:
         r = self.client.post(
-            "/api/v1/agencies", json={"code": code, "name": name, "level": level},
+            "/api/v1/agencies",
+            json={"code": code, "name": name, "level": level},
             headers=ADMIN_HEADERS,
         )
         assert r.status_code == 201, r.text
@@ -198,7 +229,10 @@ class Api:
         return r.json()["token"]
 
     def enroll(
-        self, token: str, machine_id: str | None = "machine-0001", hostname: str = "pc-01",
+        self,
+        token: str,
+        machine_id: str | None = "machine-0001",
+        hostname: str = "pc-01",
         role: str | None = "workstation",
     ) -> Agent:
         body: dict[str, Any] = {"token": token, "hostname": hostname, "machine_id": machine_id}
@@ -210,21 +244,28 @@ class Api:
         return Agent(data["agent_id"], data["host_id"], data["credential"], machine_id)
 
     def new_agent(
-        self, agency_code: str = "so-tttt", level: int = 3, machine_id: str = "machine-0001",
+        self,
+        agency_code: str = "so-tttt",
+        level: int = 3,
+        machine_id: str = "machine-0001",
         hostname: str = "pc-01",
     ) -> Agent:
         agency = self.create_agency(code=agency_code, level=level)
         return self.enroll(self.create_token(agency["id"]), machine_id, hostname)
 
     def post_report(
-        self, agent: Agent, report: Report | bytes | str, headers: dict[str, str] | None = None,
+        self,
+        agent: Agent,
+        report: Report | bytes | str,
+        headers: dict[str, str] | None = None,
     ):
         if isinstance(report, Report):
             content: bytes | str = report.model_dump_json()
         else:
             content = report
         return self.client.post(
-            "/api/v1/reports", content=content,
+            "/api/v1/reports",
+            content=content,
             headers={"Content-Type": "application/json", **agent.headers, **(headers or {})},
         )
 
@@ -277,20 +318,21 @@ def insecure() -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+def make_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
     """Build extra apps with custom settings (body limit, no admin token…)."""
     clients: list[TestClient] = []
 
-    def build(**overrides: Any) -> TestClient:
+    def build(**overrides: Any) -> Api:
         values: dict[str, Any] = {
             "database_url": f"sqlite:///{tmp_path / f'custom-{len(clients)}.db'}",
             "admin_token": ADMIN_TOKEN,
         }
         values.update(overrides)
-        test_client = TestClient(create_app(Settings(**values)))
+        app = create_app(Settings(**values))
+        test_client = TestClient(app)
         test_client.__enter__()
         clients.append(test_client)
-        return test_client
+        return Api(test_client, app.state.engine)
 
     yield build
     for test_client in clients:

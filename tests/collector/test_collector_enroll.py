@@ -17,20 +17,35 @@ def test_enroll_happy_path(api, admin_headers) -> None:
 
     r = api.client.post(
         "/api/v1/enroll",
-        json={"token": token, "hostname": "srv-01", "machine_id": "m-1", "fqdn": "srv-01.gov.vn",
-              "os_family": "linux", "role": "server"},
+        json={
+            "token": token,
+            "hostname": "srv-01",
+            "machine_id": "m-1",
+            "fqdn": "srv-01.gov.vn",
+            "os_family": "linux",
+            "role": "server",
+        },
     )
     assert r.status_code == 201, r.text
     data = r.json()
-    assert data["agency"] == {"id": agency["id"], "code": "ubnd-tdm", "name": "UBND Thủ Dầu Một",
-                              "level": 2}
+    assert data["agency"] == {
+        "id": agency["id"],
+        "code": "ubnd-tdm",
+        "name": "UBND Thủ Dầu Một",
+        "level": 2,
+    }
     assert data["credential"].startswith(f"pa_{data['agent_id']}_")
 
     with Session(api.engine) as session:
         host = session.get(Host, data["host_id"])
         assert host is not None
         assert (host.hostname, host.machine_id, host.fqdn, host.os_family, host.role) == (
-            "srv-01", "m-1", "srv-01.gov.vn", "linux", "server")
+            "srv-01",
+            "m-1",
+            "srv-01.gov.vn",
+            "linux",
+            "server",
+        )
         credential = session.get(AgentCredential, data["agent_id"])
         assert credential is not None and credential.host_id == host.id
         # Only hashes are stored.
@@ -102,7 +117,9 @@ def test_enroll_revoked_token(api) -> None:
         crud.revoke_enrollment_token(session, row.id)
     before = api.snapshot()
 
-    r = api.client.post("/api/v1/enroll", json={"token": token, "hostname": "h", "machine_id": "m-1"})
+    r = api.client.post(
+        "/api/v1/enroll", json={"token": token, "hostname": "h", "machine_id": "m-1"}
+    )
     assert r.status_code == 401
     assert "revoked" in r.json()["detail"]
     assert api.snapshot() == before

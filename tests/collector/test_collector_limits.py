@@ -10,18 +10,22 @@ from starlette.testclient import TestClient
 
 from collector.ingest import IngestError, decompress_gzip
 from collector.limits import BodySizeLimitMiddleware
-from conftest import ADMIN_HEADERS, Agent, Api, make_report
 
 LIMIT = 8 * 1024
 
 
 @pytest.fixture
-def small(make_client) -> tuple[Api, Agent]:
-    client = make_client(max_body_bytes=LIMIT)
-    api = Api(client, client.app.state.engine)  # type: ignore[attr-defined]
+def small(make_api, report_factory):
+    """An app with an 8 KiB limit, one agent and one stored report."""
+    api = make_api(max_body_bytes=LIMIT)
     agent = api.new_agent()
-    assert api.post_report(agent, make_report()).status_code == 201
+    assert api.post_report(agent, report_factory()).status_code == 201
     return api, agent
+
+
+@pytest.fixture
+def report_json(report_factory) -> bytes:
+    return report_factory().model_dump_json().encode()
 
 
 def _chunks(data: bytes, size: int = 1024) -> Iterator[bytes]:
@@ -46,12 +50,13 @@ def test_body_at_limit_passes_the_middleware(small) -> None:
     assert r.status_code == 400
 
 
-def test_chunked_body_over_limit(small) -> None:
+def test_chunked_body_over_limit(small, report_json) -> None:
     api, agent = small
     before = api.snapshot()
-    big = make_report().model_dump_json().encode() + b" " * LIMIT
+    big = report_json + b" " * LIMIT
     r = api.client.post(
-        "/api/v1/reports", content=_chunks(big),
+        "/api/v1/reports",
+        content=_chunks(big),
         headers={"Content-Type": "application/json", **agent.headers},
     )
     assert "content-length" not in {k.lower() for k in r.request.headers}
@@ -59,35 +64,40 @@ def test_chunked_body_over_limit(small) -> None:
     assert api.snapshot() == before
 
 
-def test_chunked_body_under_limit_accepted(small) -> None:
+def test_chunked_body_under_limit_accepted(small, report_json) -> None:
     api, agent = small
-    body = make_report().model_dump_json().encode()
+    body = report_json
     r = api.client.post(
-        "/api/v1/reports", content=_chunks(body, 512),
+        "/api/v1/reports",
+        content=_chunks(body, 512),
         headers={"Content-Type": "application/json", **agent.headers},
     )
     assert r.status_code == 201, r.text
 
 
-def test_chunked_body_over_limit_on_a_json_route(small) -> None:
+def test_chunked_body_over_limit_on_a_json_route(small, admin_headers) -> None:
     # FastAPI turns body-read failures into 400 on routes with a pydantic body;
     # the middleware must still answer 413.
     api, _ = small
     before = api.snapshot()
     body = b'{"token": "' + b"a" * (2 * LIMIT) + b'", "hostname": "h"}'
-    r = api.client.post("/api/v1/enroll", content=_chunks(body),
-                        headers={"Content-Type": "application/json"})
+    r = api.client.post(
+        "/api/v1/enroll", content=_chunks(body), headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 413
-    r = api.client.post("/api/v1/agencies", content=_chunks(body),
-                        headers={"Content-Type": "application/json", **ADMIN_HEADERS})
+    r = api.client.post(
+        "/api/v1/agencies",
+        content=_chunks(body),
+        headers={"Content-Type": "application/json", **admin_headers},
+    )
     assert r.status_code == 413
     assert api.snapshot() == before
 
 
-def test_gzip_decompressed_over_limit(small) -> None:
+def test_gzip_decompressed_over_limit(small, report_json) -> None:
     api, agent = small
     before = api.snapshot()
-    body = make_report().model_dump_json().encode() + b" " * LIMIT
+    body = report_json + b" " * LIMIT
     compressed = gzip.compress(body)
     assert len(compressed) < LIMIT
     r = api.post_report(agent, compressed, headers={"Content-Encoding": "gzip"})
@@ -106,6 +116,36 @@ def test_decompress_gzip_cap_is_exact() -> None:
     with pytest.raises(IngestError) as info:
         decompress_gzip(gzip.compress(b"ab") + gzip.compress(b"cd"), 3)
     assert info.value.status_code == 413
+
+
+def test_decompression_never_inflates_past_the_cap(monkeypatch) -> None:
+    # The cap must bound memory, not only be checked once everything is inflated.
+    import zlib
+
+    from collector import ingest
+
+    largest: list[int] = []
+    real = zlib.decompressobj
+
+    class Spy:
+        def __init__(self, *args) -> None:
+            self._inner = real(*args)
+
+        def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+            out = self._inner.decompress(data, max_length)
+            largest.append(len(out))
+            return out
+
+        def __getattr__(self, name: str):
+            return getattr(self._inner, name)
+
+    monkeypatch.setattr(ingest.zlib, "decompressobj", Spy)
+    bomb = gzip.compress(b"\0" * (4 * 1024 * 1024))
+    with pytest.raises(IngestError) as info:
+        decompress_gzip(bomb, 1000)
+    assert info.value.status_code == 413
+    assert max(largest) <= 1001
+    assert sum(largest) <= 1001
 
 
 def test_middleware_in_isolation() -> None:

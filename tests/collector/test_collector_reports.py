@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
-import policies
+import policies.engine
 from agent.report import AntivirusSection, FirewallSection
 from collector.models import Host, StoredFinding, StoredReport
 
@@ -31,8 +31,10 @@ def test_report_accepted_and_findings_stored(api, agent, report_factory) -> None
     assert data["host_id"] == agent.host_id
 
     expected = policies.evaluate_host(report, 3, "workstation")
-    summary = {s: sum(f.status == s for f in expected.findings)
-               for s in ("pass", "fail", "unknown", "not_applicable")}
+    summary = {
+        s: sum(f.status == s for f in expected.findings)
+        for s in ("pass", "fail", "unknown", "not_applicable")
+    }
     assert data["summary"] == summary
     assert summary["pass"] > 0
 
@@ -69,7 +71,10 @@ def test_insecure_report_produces_failures(api, agent, report_factory, insecure)
     assert r.json()["summary"]["fail"] >= 3
     _, findings = _stored(api)
     assert {f.check_id for f in findings if f.status == "fail"} >= {
-        "av_installed", "fw_active", "fw_default_deny"}
+        "av_installed",
+        "fw_active",
+        "fw_default_deny",
+    }
 
 
 def test_enrolled_role_overrides_report_role(api, report_factory) -> None:
@@ -98,8 +103,11 @@ def test_duplicate_report_changes_nothing(api, agent, report_factory) -> None:
 
     r = api.post_report(agent, report)
     assert r.status_code == 200
-    assert r.json() == {"status": "duplicate", "report_id": str(report.report_id),
-                        "host_id": agent.host_id}
+    assert r.json() == {
+        "status": "duplicate",
+        "report_id": str(report.report_id),
+        "host_id": agent.host_id,
+    }
     # Even with different content under the same id: still a duplicate, still no change.
     changed = report.model_copy(update={"antivirus": AntivirusSection(products=[])})
     assert api.post_report(agent, changed).json()["status"] == "duplicate"
@@ -112,12 +120,17 @@ def test_same_report_id_from_another_host_conflicts(api, report_factory) -> None
     a = api.enroll(token, machine_id="m-a", hostname="a")
     b = api.enroll(token, machine_id="m-b", hostname="b")
     report_id = uuid.uuid4()
-    assert api.post_report(a, report_factory(machine_id="m-a").model_copy(
-        update={"report_id": report_id})).status_code == 201
+    assert (
+        api.post_report(
+            a, report_factory(machine_id="m-a").model_copy(update={"report_id": report_id})
+        ).status_code
+        == 201
+    )
     before = api.snapshot()
 
-    r = api.post_report(b, report_factory(machine_id="m-b").model_copy(
-        update={"report_id": report_id}))
+    r = api.post_report(
+        b, report_factory(machine_id="m-b").model_copy(update={"report_id": report_id})
+    )
     assert r.status_code == 409
     assert "another host" in r.json()["detail"]
     assert api.snapshot() == before
@@ -163,7 +176,8 @@ def test_wrong_schema_version(api, agent, report_factory) -> None:
         r = api.post_report(agent, json.dumps(body))
         assert r.status_code == 422, version
         assert r.json()["detail"] == (
-            f"unsupported schema_version {version!r}; this collector accepts 1.x")
+            f"unsupported schema_version {version!r}; this collector accepts 1.x"
+        )
     missing = {k: v for k, v in good.items() if k != "schema_version"}
     r = api.post_report(agent, json.dumps(missing))
     assert r.status_code == 422
@@ -220,8 +234,11 @@ def test_unknown_section_status_is_accepted_and_unknown(api, agent, report_facto
 
 def test_gzip_body_accepted(api, agent, report_factory) -> None:
     report = report_factory()
-    r = api.post_report(agent, gzip.compress(report.model_dump_json().encode()),
-                        headers={"Content-Encoding": "gzip"})
+    r = api.post_report(
+        agent,
+        gzip.compress(report.model_dump_json().encode()),
+        headers={"Content-Encoding": "gzip"},
+    )
     assert r.status_code == 201, r.text
     reports, _ = _stored(api)
     assert [s.report_id for s in reports] == [report.report_id]
@@ -257,11 +274,13 @@ def test_gzip_bomb_rejected(api, agent, report_factory) -> None:
 def test_unknown_credential(api, agent, report_factory) -> None:
     assert api.post_report(agent, report_factory()).status_code == 201
     before = api.snapshot()
-    wrong_secret = agent.credential[:-4] + ("AAAA" if not agent.credential.endswith("AAAA")
-                                            else "BBBB")
+    wrong_secret = agent.credential[:-4] + (
+        "AAAA" if not agent.credential.endswith("AAAA") else "BBBB"
+    )
     for credential in (f"pa_999_{'x' * 43}", wrong_secret, "garbage", "pa_1"):
         r = api.client.post(
-            "/api/v1/reports", content=report_factory().model_dump_json(),
+            "/api/v1/reports",
+            content=report_factory().model_dump_json(),
             headers={"Authorization": f"Bearer {credential}"},
         )
         assert r.status_code == 401, credential
@@ -294,20 +313,24 @@ def test_failure_during_evaluation_stores_nothing(api, agent, report_factory, mo
     def broken(*args, **kwargs):
         raise RuntimeError("engine exploded")
 
-    monkeypatch.setattr(policies, "evaluate_host", broken)
+    monkeypatch.setattr(policies.engine, "evaluate_host", broken)
     from fastapi.testclient import TestClient
 
     with TestClient(api.client.app, raise_server_exceptions=False) as client:
-        r = client.post("/api/v1/reports", content=report_factory().model_dump_json(),
-                        headers=agent.headers)
+        r = client.post(
+            "/api/v1/reports", content=report_factory().model_dump_json(), headers=agent.headers
+        )
     assert r.status_code == 500
     assert api.snapshot() == before
 
 
 def test_late_older_report_does_not_replace_latest(api, agent, report_factory) -> None:
     newer = report_factory()
-    older = report_factory(collected_at=newer.collected_at - timedelta(hours=5),
-                           hostname="old-name", **{"antivirus": AntivirusSection(products=[])})
+    older = report_factory(
+        collected_at=newer.collected_at - timedelta(hours=5),
+        hostname="old-name",
+        **{"antivirus": AntivirusSection(products=[])},
+    )
     assert api.post_report(agent, newer).status_code == 201
     assert api.post_report(agent, older).status_code == 201
     with Session(api.engine) as session:

@@ -51,7 +51,17 @@ def test_level_applicability():
     assert verdicts(evaluate_host(make_report(), level=2))["D18.2.L2"] == "unknown"
     assert verdicts(ev3)["D18.2.L2"] == "not_applicable"
     reason = next(v for v in ev1.requirements if v.requirement_id == "D16.2.L3.a").reason
-    assert "Mức độ 3" in reason.vi and "Mức độ 1" in reason.vi
+    assert reason.vi == "Áp dụng từ Mức độ 3; đơn vị đang ở Mức độ 1"
+    only = next(v for v in ev3.requirements if v.requirement_id == "D18.2.L2").reason
+    assert only.vi == "Chỉ áp dụng cho Mức độ 2; đơn vị đang ở Mức độ 3"
+
+
+def test_texts_with_commas_survive_the_yaml_files():
+    fw = load_framework()
+    assert fw.articles[17].vi == "Bảo mật thông tin, dữ liệu"
+    titles = {r.id: r.title.vi for r in fw.requirements}
+    assert titles["D16.2.L3.c"] == "Phòng máy chủ bảo đảm nhiệt độ, độ ẩm thích hợp"
+    assert titles["D19.3.c"] == "Theo dõi, kiểm tra phần mềm mới trước khi vận hành chính thức"
 
 
 def test_requirements_without_checks_say_why_they_are_unknown():
