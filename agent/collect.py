@@ -25,6 +25,10 @@ PROBE_MODULES: dict[str, str] = {
     "patches": "patches",
     "firewall": "firewall",
     "ids": "ids",
+    "logging": "logging",
+    "auth": "auth",
+    "encryption": "encryption",
+    "backup": "backup",
 }
 
 DEFAULT_PROBE_TIMEOUT = 30.0

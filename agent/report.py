@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SUPPORTED_MAJOR = 1
 
 SectionStatus = Literal["ok", "unknown"]
@@ -229,6 +229,105 @@ class IdsSection(Section):
     products: list[IdsProduct] = Field(default_factory=list)
 
 
+# --- logging (schema 1.1) ---------------------------------------------------
+
+
+class LoggingSection(Section):
+    journald_storage: str | None = Field(
+        default=None, description="Effective journald Storage= (persistent/volatile/auto/none)."
+    )
+    journald_persistent: bool | None = None
+    syslog_daemon: Literal["rsyslog", "syslog-ng", "other"] | None = None
+    syslog_running: bool | None = None
+    remote_targets: list[str] = Field(
+        default_factory=list, description="Hosts logs are forwarded to (syslog, journal-upload)."
+    )
+    log_shippers: list[str] = Field(
+        default_factory=list, description="Log forwarding agents running (filebeat, wazuh…)."
+    )
+    auditd_installed: bool | None = None
+    auditd_running: bool | None = None
+    audit_rule_count: int | None = None
+
+
+# --- authentication and access (schema 1.1) ---------------------------------
+
+
+class AuthSection(Section):
+    sshd_installed: bool | None = None
+    sshd_running: bool | None = None
+    sshd_config_source: Literal["sshd -T", "config files"] | None = None
+    permit_root_login: str | None = Field(
+        default=None, description="yes / no / prohibit-password / forced-commands-only"
+    )
+    password_authentication: bool | None = None
+    permit_empty_passwords: bool | None = None
+    pass_max_days: int | None = Field(default=None, description="/etc/login.defs PASS_MAX_DAYS")
+    pass_min_days: int | None = None
+    pass_min_len: int | None = Field(
+        default=None, description="Minimum password length enforced by PAM (pwquality/passwdqc)."
+    )
+    password_quality_module: str | None = Field(
+        default=None, description="pam_pwquality / pam_passwdqc / pam_cracklib if configured."
+    )
+    uid0_accounts: list[str] = Field(default_factory=list)
+    empty_password_accounts: list[str] | None = Field(
+        default=None, description="Accounts with an empty password hash; None if unreadable."
+    )
+    admin_group_members: dict[str, list[str]] = Field(
+        default_factory=dict, description="Members of sudo/wheel/admin groups."
+    )
+    login_accounts: list[str] = Field(
+        default_factory=list, description="Accounts with a login shell."
+    )
+
+
+# --- encryption (schema 1.1) -------------------------------------------------
+
+
+class EncryptedVolume(_Model):
+    name: str
+    device: str | None = None
+    kind: Literal["LUKS1", "LUKS2", "plain", "other"]
+    mountpoint: str | None = None
+
+
+class PlaintextService(_Model):
+    protocol: Literal["tcp", "udp"] = "tcp"
+    address: str
+    port: int
+    service: str = Field(description="Protocol without TLS, e.g. telnet, ftp, http.")
+    process: str | None = None
+
+
+class EncryptionSection(Section):
+    volumes: list[EncryptedVolume] = Field(default_factory=list)
+    root_encrypted: bool | None = None
+    swap_encrypted: bool | None = None
+    plaintext_services: list[PlaintextService] = Field(
+        default_factory=list,
+        description="Listening on non-loopback addresses with a protocol that has no TLS.",
+    )
+
+
+# --- backup (schema 1.1) -----------------------------------------------------
+
+
+class BackupEvidence(_Model):
+    tool: str = Field(description="restic, borg, rsnapshot, path, duplicity…")
+    location: str | None = None
+    newest_at: datetime | None = None
+    scheduled: bool | None = None
+    encrypted: bool | None = None
+    detail: str | None = None
+
+
+class BackupSection(Section):
+    tools_installed: list[str] = Field(default_factory=list)
+    evidence: list[BackupEvidence] = Field(default_factory=list)
+    newest_backup_at: datetime | None = None
+
+
 # --- the report -------------------------------------------------------------
 
 
@@ -247,23 +346,28 @@ class Report(_Model):
     patches: PatchesSection
     firewall: FirewallSection
     ids: IdsSection
+    # schema 1.1; None means the agent does not collect the family yet
+    logging: LoggingSection | None = None
+    auth: AuthSection | None = None
+    encryption: EncryptionSection | None = None
+    backup: BackupSection | None = None
 
-
-SECTION_NAMES: tuple[str, ...] = (
-    "hardware",
-    "os",
-    "software",
-    "network",
-    "antivirus",
-    "patches",
-    "firewall",
-    "ids",
-)
 
 SECTION_MODELS: dict[str, type[Section]] = {
-    name: Report.model_fields[name].annotation  # type: ignore[misc]
-    for name in SECTION_NAMES
+    "hardware": HardwareSection,
+    "os": OsSection,
+    "software": SoftwareSection,
+    "network": NetworkSection,
+    "antivirus": AntivirusSection,
+    "patches": PatchesSection,
+    "firewall": FirewallSection,
+    "ids": IdsSection,
+    "logging": LoggingSection,
+    "auth": AuthSection,
+    "encryption": EncryptionSection,
+    "backup": BackupSection,
 }
+SECTION_NAMES: tuple[str, ...] = tuple(SECTION_MODELS)
 
 
 def schema_major(version: str) -> int | None:

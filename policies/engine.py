@@ -56,6 +56,9 @@ def run_check(spec: CheckSpec, ctx: EvalContext) -> Finding:
         outcome = Outcome("not_applicable", "role", {"role": ctx.role})
         return _finding(spec, outcome, SHARED)
     section = getattr(ctx.report, spec.section)
+    if section is None:
+        outcome = Outcome("unknown", "section_missing", {"section": spec.section})
+        return _finding(spec, outcome, SHARED)
     if section.status == "unknown":
         outcome = Outcome(
             "unknown", "section_unknown", {"section": spec.section, "reason": section.reason}

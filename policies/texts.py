@@ -12,6 +12,10 @@ SHARED: dict[str, Text] = {
         vi="Tác tử không thu thập được dữ kiện '{section}': {reason}",
         en="The agent could not collect '{section}' facts: {reason}",
     ),
+    "section_missing": Text(
+        vi="Phiên bản tác tử trên máy chưa thu thập dữ kiện '{section}'; cần nâng cấp tác tử",
+        en="The agent version on this machine does not collect '{section}' facts; upgrade it",
+    ),
     "role": Text(
         vi="Không áp dụng cho máy có vai trò '{role}'",
         en="Does not apply to a machine with role '{role}'",

@@ -21,10 +21,13 @@ def test_exported_schema_is_current():
 
 
 def test_every_section_carries_status_and_reason():
-    props = json_schema()["$defs"]
+    schema = json_schema()
     for name in SECTION_NAMES:
-        ref = json_schema()["properties"][name]["$ref"].rsplit("/", 1)[1]
-        assert {"status", "reason"} <= set(props[ref]["properties"])
+        prop = schema["properties"][name]
+        options = prop.get("anyOf", [prop])  # optional sections are anyOf [ref, null]
+        [ref] = [o["$ref"] for o in options if "$ref" in o]
+        definition = schema["$defs"][ref.rsplit("/", 1)[1]]
+        assert {"status", "reason", "notes"} <= set(definition["properties"])
 
 
 def test_schema_version_parsing():

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlmodel import Session, col, select
 
 import policies.engine
-from agent.report import AntivirusSection, FirewallSection
+from agent.report import SCHEMA_VERSION, AntivirusSection, FirewallSection
 from collector.models import Host, StoredFinding, StoredReport
 
 
@@ -44,7 +44,7 @@ def test_report_accepted_and_findings_stored(api, agent, report_factory) -> None
     assert stored.host_id == agent.host_id
     assert stored.evaluated_role == "workstation"
     assert stored.evaluated_level == 3
-    assert stored.schema_version == "1.0"
+    assert stored.schema_version == SCHEMA_VERSION
     assert stored.body["host"]["machine_id"] == "machine-0001"
     assert stored.collected_at == report.collected_at
 
