@@ -81,6 +81,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     enrollment = Enrollment.load(config.state_dir)
     status = read_status(config.state_dir)
     spool = spool_for(config)
+    evictions = spool.evictions()
+    lost = sum(e.count for e in evictions)
+    unsent = [e for e in evictions if e.reported_at is None]
+    acked_id, acked_packages = spool.acked_inventory()
     rows = [
         ("enrolled", "yes" if enrollment else "no"),
         ("collector", enrollment.collector_url if enrollment else "-"),
@@ -89,11 +93,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("last delivery", status.get("last_delivery_at", "never")),
         ("last error", status.get("last_error") or "-"),
         ("spool depth", str(spool.depth())),
+        ("spool size", f"{spool.size_bytes()} bytes (max {config.spool_max_reports} reports, "
+                       f"{config.spool_max_bytes} bytes)"),
+        ("reports evicted", str(lost) + (f" ({sum(e.count for e in unsent)} not yet reported "
+                                         "to the collector)" if unsent else "")),
         ("rejected reports", str(len(spool.rejected()))),
+        ("inventory acked", f"{len(acked_packages)} packages in report {acked_id}"
+         if acked_id and acked_packages is not None else "none (next report is full)"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+    for e in evictions:
+        state = f"reported in {e.reported_in}" if e.reported_at else "not yet reported"
+        print(f"  evicted {e.count} report(s) collected {e.first_collected_at} .. "
+              f"{e.last_collected_at} ({e.first_report_id} .. {e.last_report_id}), {state}")
     for report_id, when, code, error in spool.rejected():
         print(f"  rejected {report_id} at {when} (HTTP {code}): {error}")
     return 0

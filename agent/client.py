@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -76,8 +76,13 @@ class FlushResult:
     delivered: int = 0
     duplicates: int = 0
     rejected: int = 0
+    resynced: int = 0  # reports re-sent with a full inventory after 409 resync_required
     remaining: int = 0
     error: str | None = None
+    delivered_ids: list[str] = field(default_factory=list)
+
+
+RESYNC_REQUIRED = "resync_required"
 
 
 def user_agent() -> str:
@@ -86,11 +91,24 @@ def user_agent() -> str:
     return f"posture-agent/{__version__} ({platform.system()}; {socket.gethostname()})"
 
 
+def _code(response: httpx.Response) -> str | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data.get("code") if isinstance(data, dict) else None
+
+
 def flush(spool: Spool, enrollment: Enrollment, config: AgentConfig) -> FlushResult:
     """Send spooled reports oldest first; stop at the first transient failure.
 
     Stopping keeps the order: a newer report is never delivered before an
-    older one that is still waiting.
+    older one that is still waiting.  Each body is prepared at send time
+    (``Spool.prepare``): it carries ``delivery`` (spool depth, attempts, and
+    reports evicted from the spool not yet reported), and a delta whose base
+    the collector does not hold is sent as a full inventory.  A 409 with code
+    ``resync_required`` makes the same report go again at once, in full;
+    only a full inventory refused that way is given up (rejected table).
     """
     result = FlushResult()
     headers = {
@@ -102,33 +120,38 @@ def flush(spool: Spool, enrollment: Enrollment, config: AgentConfig) -> FlushRes
     with httpx.Client(
         base_url=enrollment.collector_url, timeout=TIMEOUT, verify=_verify(config)
     ) as http:
-        while batch := spool.pending():
-            for item in batch:
-                try:
-                    response = http.post(f"{API}/reports", content=item.body, headers=headers)
-                except httpx.HTTPError as exc:
-                    result.error = f"collector unreachable: {exc}"
-                    spool.failed_attempt(item.report_id, result.error)
-                    result.remaining = spool.depth()
-                    return result
-                code = response.status_code
-                if code in (200, 201):
-                    spool.ack(item.report_id)
-                    if response.json().get("status") == "duplicate":
-                        result.duplicates += 1
-                    else:
-                        result.delivered += 1
-                elif code == 401:
-                    spool.failed_attempt(item.report_id, _detail(response))
-                    raise CredentialRejected(_detail(response))
-                elif code in (400, 409, 413, 422):
-                    # Permanent refusal: resending the same bytes cannot succeed.
-                    spool.reject(item.report_id, code, _detail(response))
-                    result.rejected += 1
+        while (item := spool.next_pending()) is not None:
+            outgoing = spool.prepare(item)
+            try:
+                response = http.post(f"{API}/reports", content=outgoing.body, headers=headers)
+            except httpx.HTTPError as exc:
+                result.error = f"collector unreachable: {exc}"
+                spool.failed_attempt(item.report_id, result.error)
+                result.remaining = spool.depth()
+                return result
+            code = response.status_code
+            if code in (200, 201):
+                spool.ack(item.report_id, outgoing)
+                result.delivered_ids.append(item.report_id)
+                if response.json().get("status") == "duplicate":
+                    result.duplicates += 1
                 else:
-                    result.error = _detail(response)
-                    spool.failed_attempt(item.report_id, result.error)
-                    result.remaining = spool.depth()
-                    return result
+                    result.delivered += 1
+            elif code == 401:
+                spool.failed_attempt(item.report_id, _detail(response))
+                raise CredentialRejected(_detail(response))
+            elif code == 409 and _code(response) == RESYNC_REQUIRED and not outgoing.full:
+                # The collector cannot apply this delta: the same report, full inventory.
+                spool.require_full(item.report_id)
+                result.resynced += 1
+            elif code in (400, 409, 413, 422):
+                # Permanent refusal: resending the same bytes cannot succeed.
+                spool.reject(item.report_id, code, _detail(response))
+                result.rejected += 1
+            else:
+                result.error = _detail(response)
+                spool.failed_attempt(item.report_id, result.error)
+                result.remaining = spool.depth()
+                return result
     result.remaining = spool.depth()
     return result

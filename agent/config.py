@@ -42,6 +42,11 @@ class AgentConfig:
     probe_timeout     time budget of one full collection, in seconds
     verify_tls        verify the collector's certificate (default true)
     ca_file           CA bundle to verify the collector with
+    spool_max_reports at most this many reports queued (default 500); the oldest
+                      are evicted past it, and the collector is told how many
+    spool_max_bytes   at most this many bytes queued (default 100 MiB), same rule
+    resync_hours      send the full software inventory at least this often
+                      (default 24); deltas otherwise
     """
 
     collector_url: str | None = None
@@ -52,6 +57,9 @@ class AgentConfig:
     probe_timeout: float = 30.0
     verify_tls: bool = True
     ca_file: str | None = None
+    spool_max_reports: int = 500
+    spool_max_bytes: int = 100 * 1024 * 1024
+    resync_hours: float = 24.0
 
     @classmethod
     def load(cls, path: Path | None = None) -> AgentConfig:
@@ -69,7 +77,17 @@ class AgentConfig:
             raw["state_dir"] = Path(raw["state_dir"])
         if raw.get("role", "unknown") not in ("server", "workstation", "unknown"):
             raise ValueError(f"{path}: role must be 'server' or 'workstation'")
-        return cls(**raw)
+        config = cls(**raw)
+        config.validate(str(path))
+        return config
+
+    def validate(self, origin: str = "configuration") -> None:
+        for key in ("spool_max_reports", "spool_max_bytes"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{origin}: {key} must be a positive integer")
+        if not isinstance(self.resync_hours, int | float) or self.resync_hours <= 0:
+            raise ValueError(f"{origin}: resync_hours must be a positive number")
 
 
 @dataclass

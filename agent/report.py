@@ -15,13 +15,16 @@ still evaluates what it understands (and keeps the raw report).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SUPPORTED_MAJOR = 1
 
 SectionStatus = Literal["ok", "unknown"]
@@ -75,6 +78,14 @@ class DiskInfo(_Model):
     total_bytes: int | None = None
 
 
+class TemperatureReading(_Model):
+    sensor: str = Field(description="Sensor chip, e.g. coretemp, k10temp, acpitz, nvme.")
+    label: str | None = Field(default=None, description="Reading label, e.g. 'Package id 0'.")
+    celsius: float
+    high: float | None = Field(default=None, description="High threshold (°C), if reported.")
+    critical: float | None = Field(default=None, description="Critical threshold (°C).")
+
+
 class HardwareSection(Section):
     vendor: str | None = None
     model: str | None = None
@@ -89,6 +100,9 @@ class HardwareSection(Section):
     cpu_cores_logical: int | None = None
     memory_bytes: int | None = None
     disks: list[DiskInfo] = Field(default_factory=list)
+    temperatures: list[TemperatureReading] = Field(
+        default_factory=list, description="Temperature sensors (live hosts; often none in a VM)."
+    )
 
 
 class OsSection(Section):
@@ -100,6 +114,16 @@ class OsSection(Section):
     arch: str | None = None
     boot_time: datetime | None = None
     uptime_seconds: int | None = None
+    kernel_newest_installed: str | None = Field(
+        default=None,
+        description="Newest installed kernel release (/boot/vmlinuz-*, /lib/modules/*), "
+        "of the running kernel's flavour when one of that flavour is installed.",
+    )
+    kernel_reboot_pending: bool | None = Field(
+        default=None,
+        description="The running kernel is older than the newest installed one; "
+        "None when either is unknown.",
+    )
 
 
 # --- software ---------------------------------------------------------------
@@ -112,9 +136,84 @@ class Package(_Model):
     installed_at: datetime | None = None
 
 
+PackageKey = tuple[str, str, str]
+
+
+def package_key(package: Package) -> PackageKey:
+    """Identity of one installed package: ``(name, arch, version)``; no arch is ``""``.
+
+    Name and arch identify *a package*; the version is part of the key because
+    rpm may hold several versions of one name+arch at once (installonly kernels).
+    A version change is therefore ``removed`` old + ``added`` new in a delta.
+    """
+    return (package.name, package.arch or "", package.version)
+
+
+def inventory_hash(packages: Iterable[Package]) -> str:
+    """Stable SHA-256 of a full inventory: sorted, de-duplicated ``package_key`` triples.
+
+    Only name, arch and version count (``installed_at`` does not), as canonical
+    compact JSON, so agent and collector compute the same value.
+    """
+    keys = sorted({package_key(p) for p in packages})
+    canonical = json.dumps(keys, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def diff_packages(
+    old: Iterable[Package], new: Iterable[Package]
+) -> tuple[list[Package], list[Package]]:
+    """``(added, removed)`` turning inventory ``old`` into ``new``, each sorted by key."""
+    before = {package_key(p): p for p in old}
+    after = {package_key(p): p for p in new}
+    added = [after[k] for k in sorted(after.keys() - before.keys())]
+    removed = [before[k] for k in sorted(before.keys() - after.keys())]
+    return added, removed
+
+
+class DeltaConflict(ValueError):
+    """A delta does not apply to the inventory it claims to be relative to."""
+
+
+def apply_delta(
+    current: Iterable[Package], added: Iterable[Package], removed: Iterable[Package]
+) -> list[Package]:
+    """Apply a delta strictly: removed packages must be present, added ones absent."""
+    state = {package_key(p): p for p in current}
+    for package in removed:
+        if state.pop(package_key(package), None) is None:
+            raise DeltaConflict(f"removed package {package_key(package)} is not installed")
+    for package in added:
+        key = package_key(package)
+        if key in state:
+            raise DeltaConflict(f"added package {key} is already installed")
+        state[key] = package
+    return [state[k] for k in sorted(state)]
+
+
 class SoftwareSection(Section):
+    """Installed packages, as a full list or as a delta (schema 1.2).
+
+    ``mode: full``: ``packages`` is the whole inventory.  ``mode: delta``:
+    ``packages`` is empty; ``added``/``removed`` turn the inventory of report
+    ``base_report_id`` into this one (a version change is removed old + added
+    new).  ``inventory_hash`` is ``inventory_hash()`` of the full inventory
+    after the change, in both modes; the collector refuses a delta whose base
+    it does not hold or whose result does not match (HTTP 409, code
+    ``resync_required``), and the agent then re-sends that report in full.
+    """
+
     manager: Literal["dpkg", "rpm", "other"] | None = None
     packages: list[Package] = Field(default_factory=list)
+    mode: Literal["full", "delta"] = "full"
+    added: list[Package] = Field(default_factory=list)
+    removed: list[Package] = Field(default_factory=list)
+    base_report_id: uuid.UUID | None = Field(
+        default=None, description="Report whose inventory a delta is relative to."
+    )
+    inventory_hash: str | None = Field(
+        default=None, description="SHA-256 of the full sorted inventory (see inventory_hash())."
+    )
 
 
 # --- network ----------------------------------------------------------------
@@ -270,12 +369,16 @@ class AuthSection(Section):
     password_quality_module: str | None = Field(
         default=None, description="pam_pwquality / pam_passwdqc / pam_cracklib if configured."
     )
+    pam_password_stack: str | None = Field(
+        default=None,
+        description="PAM file holding the password stack that was read; None if none found.",
+    )
     uid0_accounts: list[str] = Field(default_factory=list)
     empty_password_accounts: list[str] | None = Field(
         default=None, description="Accounts with an empty password hash; None if unreadable."
     )
-    admin_group_members: dict[str, list[str]] = Field(
-        default_factory=dict, description="Members of sudo/wheel/admin groups."
+    admin_group_members: dict[str, list[str]] | None = Field(
+        default=None, description="Members of sudo/wheel/admin groups; None if unreadable."
     )
     login_accounts: list[str] = Field(
         default_factory=list, description="Accounts with a login shell."
@@ -328,6 +431,33 @@ class BackupSection(Section):
     newest_backup_at: datetime | None = None
 
 
+# --- delivery (schema 1.2) ---------------------------------------------------
+
+
+class DeliveryInfo(_Model):
+    """Filled in by the agent's spool when the report is sent, not when collected.
+
+    ``evicted_*`` describe reports the agent's spool dropped (oldest first)
+    because it was full and that the collector has not been told about yet;
+    the record is identified by ``evicted_first_report_id`` and only grows
+    while unacknowledged, so the collector can store it idempotently.
+    """
+
+    evicted_count: int = Field(default=0, description="Reports lost to the spool size cap.")
+    evicted_since: datetime | None = Field(
+        default=None, description="Collection time of the first lost report."
+    )
+    evicted_until: datetime | None = Field(
+        default=None, description="Collection time of the last lost report."
+    )
+    evicted_first_report_id: uuid.UUID | None = None
+    evicted_last_report_id: uuid.UUID | None = None
+    spool_depth: int | None = Field(
+        default=None, description="Reports waiting in the spool, this one included."
+    )
+    attempts: int | None = Field(default=None, description="Failed delivery attempts before.")
+
+
 # --- the report -------------------------------------------------------------
 
 
@@ -351,6 +481,8 @@ class Report(_Model):
     auth: AuthSection | None = None
     encryption: EncryptionSection | None = None
     backup: BackupSection | None = None
+    # schema 1.2; set at send time by the spool
+    delivery: DeliveryInfo | None = None
 
 
 SECTION_MODELS: dict[str, type[Section]] = {

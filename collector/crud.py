@@ -8,13 +8,25 @@ below and turned into HTTP answers by the routes (or messages by the CLI).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from agent.report import (
+    DeliveryInfo,
+    DeltaConflict,
+    Package,
+    SoftwareSection,
+    apply_delta,
+    diff_packages,
+    inventory_hash,
+    package_key,
+)
 from collector.models import (
     MAX_LEVEL,
     MIN_LEVEL,
@@ -22,6 +34,10 @@ from collector.models import (
     AgentCredential,
     EnrollmentToken,
     Host,
+    HostInventory,
+    HostPackage,
+    ReportLoss,
+    SoftwareChange,
     StoredFinding,
     StoredReport,
     utcnow,
@@ -50,6 +66,14 @@ class NotFound(CrudError):
 
 class EnrollmentRejected(CrudError):
     pass
+
+
+class InventoryConflict(CrudError):
+    """A software delta cannot be applied: the agent must send its full inventory."""
+
+
+class InvalidInventory(CrudError):
+    """A full inventory that contradicts its own hash (resending it cannot help)."""
 
 
 # --- agencies ---------------------------------------------------------------
@@ -355,3 +379,216 @@ def latest_findings(session: Session, host: Host, *, status: str | None = None) 
         query = query.where(StoredFinding.status == status)
     rows = session.exec(query.order_by(col(StoredFinding.id))).all()
     return [Finding.model_validate(row.payload) for row in rows]
+
+
+# --- software inventory (deltas) --------------------------------------------
+
+
+@dataclass
+class AppliedSoftware:
+    """Result of applying a report's software section to the host's inventory."""
+
+    section: SoftwareSection  # the full inventory, for evaluation
+    changes: list[SoftwareChange] = field(default_factory=list)  # not yet added
+    baseline: bool = False
+
+
+def _package(row: HostPackage) -> Package:
+    return Package(
+        name=row.name, version=row.version, arch=row.arch or None, installed_at=row.installed_at
+    )
+
+
+def get_inventory(session: Session, host_id: int) -> HostInventory | None:
+    return session.get(HostInventory, host_id)
+
+
+def host_packages(session: Session, host_id: int, name: str | None = None) -> list[HostPackage]:
+    """Current packages of a host, sorted; ``name`` filters by case-insensitive substring."""
+    query = select(HostPackage).where(HostPackage.host_id == host_id)
+    if name:
+        query = query.where(
+            func.lower(HostPackage.name).contains(name.lower(), autoescape=True)
+        )
+    rows = session.exec(query).all()
+    return sorted(rows, key=lambda r: (r.name, r.arch, r.version))
+
+
+def classify_changes(
+    added: Iterable[Package], removed: Iterable[Package]
+) -> list[tuple[str, str, str, str | None, str | None]]:
+    """``(change, name, arch, old_version, new_version)`` rows of a delta.
+
+    Per name+arch, removed and added versions are paired as ``upgraded``
+    (sorted, so a single version change is one row); what is left over is
+    ``installed`` or ``removed``.  "upgraded" means "version changed": a
+    downgrade is recorded the same way, with both versions.
+    """
+    adds: dict[tuple[str, str], list[str]] = defaultdict(list)
+    rems: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for p in added:
+        adds[(p.name, p.arch or "")].append(p.version)
+    for p in removed:
+        rems[(p.name, p.arch or "")].append(p.version)
+    rows: list[tuple[str, str, str, str | None, str | None]] = []
+    for name, arch in sorted(adds.keys() | rems.keys()):
+        new, old = sorted(adds[(name, arch)]), sorted(rems[(name, arch)])
+        rows += [("upgraded", name, arch, o, n) for o, n in zip(old, new, strict=False)]
+        rows += [("installed", name, arch, None, n) for n in new[len(old):]]
+        rows += [("removed", name, arch, o, None) for o in old[len(new):]]
+    return rows
+
+
+def apply_software(
+    session: Session,
+    host: Host,
+    *,
+    report_id: uuid.UUID,
+    collected_at: datetime,
+    software: SoftwareSection,
+) -> AppliedSoftware:
+    """Apply a report's software section to the host's stored inventory (no commit).
+
+    - ``status`` not ok: nothing changes; the section is evaluated as is.
+    - ``full``: the first one is the baseline (no history rows); later ones
+      are diffed against the stored inventory, and the differences recorded.
+    - ``delta``: only on top of the inventory of ``base_report_id``, strictly
+      (removed packages present, added ones absent), and the result must
+      match ``inventory_hash``; otherwise ``InventoryConflict`` (→ 409
+      resync_required) and the caller rolls everything back.
+
+    The change rows are returned, to be added once the report row exists.
+    """
+    assert host.id is not None
+    if software.status != "ok":
+        return AppliedSoftware(section=software)
+    state = session.exec(
+        select(HostInventory).where(HostInventory.host_id == host.id).with_for_update()
+    ).first()
+    rows = {
+        (r.name, r.arch, r.version): r
+        for r in session.exec(select(HostPackage).where(HostPackage.host_id == host.id)).all()
+    }
+    current = [_package(r) for r in rows.values()]
+
+    if software.mode == "delta":
+        if state is None or software.base_report_id != state.report_id:
+            have = f"report {state.report_id}" if state else "no inventory yet"
+            raise InventoryConflict(
+                f"software delta is relative to report {software.base_report_id}, but the "
+                f"collector holds {have}; send the full inventory"
+            )
+        try:
+            packages = apply_delta(current, software.added, software.removed)
+        except DeltaConflict as exc:
+            raise InventoryConflict(f"software delta does not apply: {exc}") from exc
+        added, removed = list(software.added), list(software.removed)
+        new_hash = inventory_hash(packages)
+        if software.inventory_hash != new_hash:
+            raise InventoryConflict(
+                f"inventory hash mismatch after applying the delta (agent "
+                f"{software.inventory_hash}, collector {new_hash}); send the full inventory"
+            )
+    else:
+        unique = {package_key(p): p for p in software.packages}
+        packages = [unique[k] for k in sorted(unique)]
+        new_hash = inventory_hash(packages)
+        if software.inventory_hash is not None and software.inventory_hash != new_hash:
+            raise InvalidInventory(
+                f"inventory_hash {software.inventory_hash} does not match the packages "
+                f"of the report ({new_hash})"
+            )
+        added, removed = diff_packages(current, packages)
+
+    baseline = state is None
+    for package in removed:
+        session.delete(rows[package_key(package)])
+    for package in added:
+        session.add(
+            HostPackage(
+                host_id=host.id, name=package.name, arch=package.arch or "",
+                version=package.version, installed_at=package.installed_at,
+                seen_since=collected_at, report_id=report_id,
+            )
+        )
+    if state is None:
+        state = HostInventory(
+            host_id=host.id, report_id=report_id, collected_at=collected_at,
+            inventory_hash=new_hash, baseline_report_id=report_id,
+            baseline_collected_at=collected_at,
+        )
+    state.report_id = report_id
+    state.collected_at = collected_at
+    state.inventory_hash = new_hash
+    state.manager = software.manager
+    state.package_count = len(packages)
+    state.updated_at = utcnow()
+    session.add(state)
+
+    changes = [] if baseline else [
+        SoftwareChange(
+            host_id=host.id, report_id=report_id, collected_at=collected_at, change=change,
+            name=name, arch=arch, old_version=old, new_version=new,
+        )
+        for change, name, arch, old, new in classify_changes(added, removed)
+    ]
+    section = software.model_copy(
+        update={"mode": "full", "packages": packages, "added": [], "removed": [],
+                "base_report_id": None, "inventory_hash": new_hash}
+    )
+    return AppliedSoftware(section=section, changes=changes, baseline=baseline)
+
+
+def software_changes(
+    session: Session, host_id: int, *, since: datetime | None = None, limit: int = 1000
+) -> Sequence[SoftwareChange]:
+    """A host's software history, newest report first (by name within a report)."""
+    query = select(SoftwareChange).where(SoftwareChange.host_id == host_id)
+    if since is not None:
+        query = query.where(SoftwareChange.collected_at >= since)
+    query = query.order_by(
+        col(SoftwareChange.collected_at).desc(), col(SoftwareChange.id)
+    ).limit(limit)
+    return session.exec(query).all()
+
+
+# --- reports lost by agents ---------------------------------------------------
+
+
+def record_report_loss(
+    session: Session, host_id: int, report_id: uuid.UUID, delivery: DeliveryInfo | None
+) -> ReportLoss | None:
+    """Store the eviction record a report carries, idempotently (no commit)."""
+    if delivery is None or delivery.evicted_count <= 0:
+        return None
+    first = delivery.evicted_first_report_id or report_id
+    row = session.exec(
+        select(ReportLoss).where(ReportLoss.host_id == host_id, ReportLoss.first_report_id == first)
+    ).first()
+    if row is None:
+        row = ReportLoss(host_id=host_id, first_report_id=first, count=0, reported_in=report_id)
+    elif delivery.evicted_count <= row.count:
+        return row  # already known (a resend)
+    row.count = delivery.evicted_count
+    row.last_report_id = delivery.evicted_last_report_id
+    row.evicted_since = delivery.evicted_since
+    row.evicted_until = delivery.evicted_until
+    row.reported_in = report_id
+    row.received_at = utcnow()
+    session.add(row)
+    return row
+
+
+def reports_lost(session: Session, host_ids: Iterable[int]) -> dict[int, int]:
+    """Total reports each host's agent evicted before delivery (0 when none)."""
+    ids = list(host_ids)
+    totals = dict.fromkeys(ids, 0)
+    if ids:
+        query = (
+            select(ReportLoss.host_id, func.sum(ReportLoss.count))
+            .where(col(ReportLoss.host_id).in_(ids))
+            .group_by(ReportLoss.host_id)
+        )
+        for host_id, total in session.exec(query).all():
+            totals[host_id] = int(total or 0)
+    return totals

@@ -1,7 +1,10 @@
 """The report ingest pipeline.
 
 raw bytes → decompress (gzip, capped) → JSON → schema_version → ``Report``
-→ host identity check → idempotency by ``report_id`` → evaluation → store.
+→ idempotency by ``report_id`` → host identity check → software inventory
+(apply the full list or delta; 409 ``resync_required`` when a delta does not
+apply) → evaluation of the reconstructed report → store (body as received,
+findings, software history, reports the agent lost).
 
 Everything that touches the database happens in one transaction: a failure at
 any step leaves nothing behind.  Errors are raised as ``IngestError`` with the
@@ -32,11 +35,17 @@ VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "unknown", "not_applicable")
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 
+RESYNC_REQUIRED = "resync_required"
+
+
 class IngestError(Exception):
-    def __init__(self, status_code: int, detail: Any) -> None:
+    """``code`` is a machine-readable reason the agent acts on (e.g. ``resync_required``)."""
+
+    def __init__(self, status_code: int, detail: Any, code: str | None = None) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
+        self.code = code
 
 
 def too_large(limit: int) -> IngestError:
@@ -168,12 +177,30 @@ def store_report(session: Session, agent: AgentContext, report: Report) -> Inges
 
         duplicate = _existing(session, report.report_id, host.id)
         if duplicate is not None:
-            session.rollback()
+            # Nothing is applied twice; only an eviction record that grew since the
+            # first delivery (the agent's acknowledgement got lost) is updated.
+            crud.record_report_loss(session, host.id, report.report_id, report.delivery)
+            session.commit()
             return duplicate
         _check_identity(session, host, report)
 
+        try:
+            software = crud.apply_software(
+                session,
+                host,
+                report_id=report.report_id,
+                collected_at=report.collected_at,
+                software=report.software,
+            )
+        except crud.InventoryConflict as exc:
+            raise IngestError(409, str(exc), code=RESYNC_REQUIRED) from exc
+        except crud.InvalidInventory as exc:
+            raise IngestError(422, str(exc)) from exc
+
+        # Checks see the reconstructed full inventory; the body is stored as received.
+        evaluated = report.model_copy(update={"software": software.section})
         role = host.role if host.role and host.role != "unknown" else None
-        evaluation = engine.evaluate_host(report, agency.level, role)
+        evaluation = engine.evaluate_host(evaluated, agency.level, role)
 
         crud.add_report(
             session,
@@ -190,6 +217,9 @@ def store_report(session: Session, agent: AgentContext, report: Report) -> Inges
             fqdn=report.host.fqdn,
             os_family=report.host.os_family,
         )
+        for change in software.changes:
+            session.add(change)
+        crud.record_report_loss(session, host.id, report.report_id, report.delivery)
         session.commit()
     except IntegrityError as exc:
         # Another request stored the same report_id between our check and commit.

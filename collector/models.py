@@ -130,3 +130,78 @@ class StoredFinding(SQLModel, table=True):
     status: str = Field(max_length=32, index=True)
     severity: str = Field(max_length=32)
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class HostInventory(SQLModel, table=True):
+    """Where a host's reconstructed software inventory stands (schema 1.2 deltas).
+
+    ``report_id`` is the last report whose software section was applied: the
+    only base a delta may refer to.  ``baseline_*`` is the first full
+    inventory received, from which the change history starts.
+    """
+
+    host_id: int = Field(foreign_key="host.id", primary_key=True)
+    report_id: uuid.UUID
+    collected_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    inventory_hash: str = Field(max_length=64)
+    manager: str | None = Field(default=None, max_length=16)
+    package_count: int = 0
+    baseline_report_id: uuid.UUID
+    baseline_collected_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = _ts()
+
+
+class HostPackage(SQLModel, table=True):
+    """One package currently installed on a host (``arch`` is "" when unknown)."""
+
+    __table_args__ = (
+        UniqueConstraint("host_id", "name", "arch", "version", name="uq_hostpackage_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    host_id: int = Field(foreign_key="host.id", index=True)
+    name: str = Field(max_length=255, index=True)
+    arch: str = Field(default="", max_length=64)
+    version: str = Field(max_length=255)
+    installed_at: datetime | None = _ts(nullable=True)
+    seen_since: datetime = Field(
+        sa_type=UTCDateTime, nullable=False, description="Collection time of the report adding it."
+    )
+    report_id: uuid.UUID = Field(description="Report that added it (or the baseline).")
+
+
+class SoftwareChange(SQLModel, table=True):
+    """History of a host's software: installed, removed, upgraded (version changed)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    host_id: int = Field(foreign_key="host.id", index=True)
+    report_id: uuid.UUID = Field(foreign_key="storedreport.report_id", index=True)
+    collected_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    change: str = Field(max_length=16)  # installed | removed | upgraded
+    name: str = Field(max_length=255)
+    arch: str = Field(default="", max_length=64)
+    old_version: str | None = Field(default=None, max_length=255)
+    new_version: str | None = Field(default=None, max_length=255)
+
+
+class ReportLoss(SQLModel, table=True):
+    """Reports an agent's spool evicted before delivery, as the agent reported them.
+
+    One row per eviction record of the agent, identified by its first evicted
+    report id; a resent record (the agent's acknowledgement got lost) only
+    updates the row, so counts are never doubled.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("host_id", "first_report_id", name="uq_reportloss_first"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    host_id: int = Field(foreign_key="host.id", index=True)
+    first_report_id: uuid.UUID
+    last_report_id: uuid.UUID | None = None
+    count: int
+    evicted_since: datetime | None = _ts(nullable=True)
+    evicted_until: datetime | None = _ts(nullable=True)
+    reported_in: uuid.UUID = Field(description="Report that carried the record.")
+    received_at: datetime = _ts()

@@ -16,6 +16,10 @@ OsFamily = Literal["linux", "windows", "darwin", "other"]
 
 class ErrorDetail(BaseModel):
     detail: str | list[dict] = Field(description="What went wrong.")
+    code: str | None = Field(
+        default=None,
+        description="Machine-readable reason, e.g. 'resync_required' (send the full inventory).",
+    )
 
 
 # --- agencies ---------------------------------------------------------------
@@ -105,6 +109,58 @@ class HostPublic(BaseModel):
     enrolled_at: datetime
     last_seen_at: datetime | None
     latest_report_id: uuid.UUID | None
+    reports_lost: int = Field(
+        default=0,
+        description="Reports the agent's spool evicted (full) before they could be delivered.",
+    )
+
+
+class InstalledPackage(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    arch: str | None
+    version: str
+    installed_at: datetime | None
+    seen_since: datetime = Field(description="Collection time of the report that added it.")
+    report_id: uuid.UUID
+
+
+class HostSoftware(BaseModel):
+    """A host's current software inventory, reconstructed from full lists and deltas."""
+
+    host_id: int
+    report_id: uuid.UUID | None = Field(description="Last report applied; null: none yet.")
+    collected_at: datetime | None
+    inventory_hash: str | None
+    manager: str | None
+    baseline_report_id: uuid.UUID | None = Field(
+        description="First full inventory received; the change history starts there."
+    )
+    baseline_collected_at: datetime | None
+    package_count: int = Field(description="Packages installed (before the name filter).")
+    packages: list[InstalledPackage]
+
+
+class SoftwareChangePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    report_id: uuid.UUID
+    collected_at: datetime
+    change: Literal["installed", "removed", "upgraded"]
+    name: str
+    arch: str | None
+    old_version: str | None
+    new_version: str | None
+
+
+class HostSoftwareChanges(BaseModel):
+    """Software installed, removed or upgraded (version changed) on a host, newest first."""
+
+    host_id: int
+    baseline_report_id: uuid.UUID | None
+    baseline_collected_at: datetime | None
+    changes: list[SoftwareChangePublic]
 
 
 class RevokeResult(BaseModel):

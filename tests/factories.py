@@ -8,12 +8,18 @@ from typing import Any
 from agent.report import (
     AntivirusProduct,
     AntivirusSection,
+    AuthSection,
+    BackupEvidence,
+    BackupSection,
+    EncryptedVolume,
+    EncryptionSection,
     FirewallBackend,
     FirewallSection,
     HardwareSection,
     HostIdentity,
     IdsProduct,
     IdsSection,
+    LoggingSection,
     NetworkSection,
     OsSection,
     Package,
@@ -72,7 +78,64 @@ def healthy_sections(now: datetime = NOW) -> dict[str, Any]:
         "ids": IdsSection(
             products=[IdsProduct(name="Wazuh agent", kind="hids", installed=True, running=True)]
         ),
+        "logging": healthy_logging(),
+        "auth": healthy_auth(),
+        "encryption": EncryptionSection(
+            volumes=[
+                EncryptedVolume(
+                    name="sda5_crypt", device="/dev/mapper/sda5_crypt", kind="LUKS2",
+                    mountpoint="/",
+                )
+            ],
+            root_encrypted=True,
+            swap_encrypted=True,
+        ),
+        "backup": BackupSection(
+            tools_installed=["restic"],
+            evidence=[
+                BackupEvidence(
+                    tool="restic", location="/srv/restic", newest_at=now - timedelta(days=1),
+                    scheduled=True, encrypted=True,
+                )
+            ],
+            newest_backup_at=now - timedelta(days=1),
+        ),
     }
+
+
+def healthy_logging(**changes: Any) -> LoggingSection:
+    base = LoggingSection(
+        journald_storage="persistent",
+        journald_persistent=True,
+        syslog_daemon="rsyslog",
+        syslog_running=True,
+        remote_targets=["loghost.binhduong.gov.vn:514"],
+        auditd_installed=True,
+        auditd_running=True,
+        audit_rule_count=12,
+    )
+    return base.model_copy(update=changes)
+
+
+def healthy_auth(**changes: Any) -> AuthSection:
+    base = AuthSection(
+        sshd_installed=True,
+        sshd_running=True,
+        sshd_config_source="sshd -T",
+        permit_root_login="no",
+        password_authentication=False,
+        permit_empty_passwords=False,
+        pass_max_days=90,
+        pass_min_days=1,
+        pass_min_len=12,
+        password_quality_module="pam_pwquality",
+        pam_password_stack="/etc/pam.d/common-password",
+        uid0_accounts=["root"],
+        empty_password_accounts=[],
+        admin_group_members={"sudo": []},
+        login_accounts=["root", "nguyenvana"],
+    )
+    return base.model_copy(update=changes)
 
 
 def make_report(

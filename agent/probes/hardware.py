@@ -8,7 +8,9 @@ Sources, in the order they are read:
   containers and on platforms without SMBIOS (most ARM boards).
 * ``/proc/cpuinfo`` for the CPU model and the x86 ``hypervisor`` flag.
 * ``/sys/hypervisor/type`` and ``systemd-detect-virt`` for virtualisation.
-* psutil (live hosts only) for core counts, memory and mounted disks.
+* psutil (live hosts only) for core counts, memory and mounted disks, and
+  ``psutil.sensors_temperatures()`` (hwmon/thermal zones) for temperatures;
+  virtual machines usually expose no sensor at all, which is noted.
 
 Everything is read through the probe context, so an alternate root works
 for the file-based facts; on a non-live root ``/sys`` and ``/proc`` are
@@ -17,12 +19,14 @@ normally empty and psutil is not consulted at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from agent.probes import unknown
 from agent.probes.base import CommandTimeout, ProbeContext, ToolMissing
-from agent.report import DiskInfo, HardwareSection, HostRole
+from agent.report import DiskInfo, HardwareSection, HostRole, TemperatureReading
 
 DMI_DIR = "/sys/class/dmi/id"
 
@@ -257,6 +261,60 @@ def select_disks(partitions: Iterable[tuple[str, str, str]]) -> list[tuple[str, 
     return list(chosen.values())
 
 
+def _celsius(value: Any) -> float | None:
+    """A finite temperature in °C, or None (missing, NaN, or a non-number)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return round(number, 1) if math.isfinite(number) else None
+
+
+def temperature_readings(sensors: Mapping[str, Iterable[Any]]) -> list[TemperatureReading]:
+    """Flatten ``psutil.sensors_temperatures()`` into readings.
+
+    Each entry is ``shwtemp(label, current, high, critical)``.  A reading
+    without a current value is skipped; a threshold that is absent or not
+    positive (drivers report 0 for "not set") becomes None.
+    """
+    readings: list[TemperatureReading] = []
+    for sensor, entries in sensors.items():
+        for entry in entries:
+            current = _celsius(getattr(entry, "current", None))
+            if current is None:
+                continue
+            high = _celsius(getattr(entry, "high", None))
+            critical = _celsius(getattr(entry, "critical", None))
+            readings.append(
+                TemperatureReading(
+                    sensor=sensor,
+                    label=(getattr(entry, "label", "") or "").strip() or None,
+                    celsius=current,
+                    high=high if high is not None and high > 0 else None,
+                    critical=critical if critical is not None and critical > 0 else None,
+                )
+            )
+    return readings
+
+
+def _temperatures(section: HardwareSection, notes: list[str]) -> None:
+    """Fill temperatures from psutil (live hosts); a note when none are exposed."""
+    import psutil
+
+    read = getattr(psutil, "sensors_temperatures", None)
+    if read is None:  # psutil has no temperature support on this platform
+        notes.append("temperature sensors not supported by psutil on this platform")
+        return
+    try:
+        sensors = read()
+    except (OSError, RuntimeError, ValueError, psutil.Error) as exc:
+        notes.append(f"temperature sensors unreadable: {exc}")
+        return
+    section.temperatures = temperature_readings(sensors or {})
+    if not section.temperatures:
+        notes.append("no temperature sensors exposed (usual in a virtual machine or container)")
+
+
 def _run_detect_virt(ctx: ProbeContext, notes: list[str]) -> str | None:
     try:
         result = ctx.runner.run(["systemd-detect-virt"], timeout=5)
@@ -337,6 +395,7 @@ def probe(ctx: ProbeContext) -> HardwareSection:
     psutil_found = False
     if ctx.live:
         psutil_found = _psutil_facts(section, notes)
+        _temperatures(section, notes)
     else:
         notes.append(
             "not a live host: /sys (DMI) and psutil facts unavailable; "

@@ -75,7 +75,12 @@ def create_enrollment_token(
 @router.get("/{agency_id}/hosts", response_model=list[HostPublic])
 def list_hosts(agency: AgencyDep, session: SessionDep) -> list[HostPublic]:
     assert agency.id is not None
-    return [HostPublic.model_validate(h) for h in crud.list_hosts(session, agency.id)]
+    hosts = crud.list_hosts(session, agency.id)
+    lost = crud.reports_lost(session, [h.id for h in hosts if h.id is not None])
+    return [
+        HostPublic.model_validate(h).model_copy(update={"reports_lost": lost.get(h.id or 0, 0)})
+        for h in hosts
+    ]
 
 
 @router.get("/{agency_id}/compliance", response_model=list[ArticleVerdict])

@@ -1,7 +1,8 @@
-"""Hosts: details, latest findings, compliance, credential revocation (admin)."""
+"""Hosts: details, software inventory and history, latest findings, compliance, revocation."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -10,7 +11,14 @@ from collector import compliance, crud
 from collector.db import SessionDep
 from collector.models import Agency, Host
 from collector.routes.deps import ADMIN_RESPONSES, HostDep
-from collector.schemas import HostPublic, RevokeResult
+from collector.schemas import (
+    HostPublic,
+    HostSoftware,
+    HostSoftwareChanges,
+    InstalledPackage,
+    RevokeResult,
+    SoftwareChangePublic,
+)
 from collector.security import AdminDep
 from policies.model import Finding, RequirementVerdict, Verdict
 
@@ -26,9 +34,73 @@ def _agency_of(session: SessionDep, host: Host) -> Agency:
     return agency
 
 
+def host_public(session: SessionDep, host: Host, lost: int | None = None) -> HostPublic:
+    assert host.id is not None
+    if lost is None:
+        lost = crud.reports_lost(session, [host.id])[host.id]
+    return HostPublic.model_validate(host).model_copy(update={"reports_lost": lost})
+
+
 @router.get("/{host_id}", response_model=HostPublic)
-def get_host(host: HostDep) -> HostPublic:
-    return HostPublic.model_validate(host)
+def get_host(host: HostDep, session: SessionDep) -> HostPublic:
+    """The host, with ``reports_lost``: reports its agent had to evict before delivery."""
+    return host_public(session, host)
+
+
+@router.get("/{host_id}/software", response_model=HostSoftware)
+def host_software(
+    host: HostDep,
+    session: SessionDep,
+    name: Annotated[
+        str | None, Query(description="Only packages whose name contains this (any case)")
+    ] = None,
+) -> HostSoftware:
+    """Current software inventory, reconstructed from the full lists and deltas received."""
+    assert host.id is not None
+    state = crud.get_inventory(session, host.id)
+    rows = crud.host_packages(session, host.id, name=name)
+    return HostSoftware(
+        host_id=host.id,
+        report_id=state.report_id if state else None,
+        collected_at=state.collected_at if state else None,
+        inventory_hash=state.inventory_hash if state else None,
+        manager=state.manager if state else None,
+        baseline_report_id=state.baseline_report_id if state else None,
+        baseline_collected_at=state.baseline_collected_at if state else None,
+        package_count=state.package_count if state else 0,
+        packages=[
+            InstalledPackage.model_validate(r).model_copy(update={"arch": r.arch or None})
+            for r in rows
+        ],
+    )
+
+
+@router.get("/{host_id}/software/changes", response_model=HostSoftwareChanges)
+def host_software_changes(
+    host: HostDep,
+    session: SessionDep,
+    since: Annotated[
+        datetime | None, Query(description="Only changes collected at or after this time")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> HostSoftwareChanges:
+    """Software installed, removed or upgraded, newest first (evidence for Điều 19 khoản 3).
+
+    The history starts at the baseline (the first full inventory received),
+    which itself produces no "installed" rows.
+    """
+    assert host.id is not None
+    state = crud.get_inventory(session, host.id)
+    rows = crud.software_changes(session, host.id, since=since, limit=limit)
+    return HostSoftwareChanges(
+        host_id=host.id,
+        baseline_report_id=state.baseline_report_id if state else None,
+        baseline_collected_at=state.baseline_collected_at if state else None,
+        changes=[
+            SoftwareChangePublic.model_validate(r).model_copy(update={"arch": r.arch or None})
+            for r in rows
+        ],
+    )
 
 
 @router.get("/{host_id}/findings", response_model=list[Finding])

@@ -30,7 +30,11 @@ _REQUEST_BODY = {
         200: {"model": ReportDuplicate, "description": "Already stored; nothing changed"},
         400: {"model": ErrorDetail, "description": "Malformed JSON or gzip"},
         401: {"model": ErrorDetail, "description": "Missing, unknown or revoked credential"},
-        409: {"model": ErrorDetail, "description": "Host mismatch or report_id of another host"},
+        409: {
+            "model": ErrorDetail,
+            "description": "Host mismatch, report_id of another host, or a software delta "
+            "that does not apply (code 'resync_required': send the full inventory)",
+        },
         413: {"model": ErrorDetail, "description": "Body too large (also after decompression)"},
         415: {"model": ErrorDetail, "description": "Unsupported Content-Encoding"},
         422: {"model": ErrorDetail, "description": "Unsupported schema_version or invalid report"},
@@ -51,6 +55,8 @@ async def submit_report(
             max_bytes=settings.max_body_bytes,
         )
     except IngestError as exc:
+        if exc.code is not None:
+            return JSONResponse({"detail": exc.detail, "code": exc.code}, exc.status_code)
         raise HTTPException(exc.status_code, detail=exc.detail) from exc
     if result.status == "duplicate":
         duplicate = ReportDuplicate(report_id=result.report_id, host_id=result.host_id)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import namedtuple
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
 import pytest
 
 from agent.probes.base import (
@@ -24,6 +26,7 @@ from agent.probes.hardware import (
     probe,
     role_from_chassis,
     select_disks,
+    temperature_readings,
 )
 from agent.report import HardwareSection
 
@@ -266,3 +269,86 @@ def test_probe_live_machine() -> None:
     root_disk = [d for d in section.disks if d.mountpoint == "/"]
     assert root_disk and root_disk[0].total_bytes and root_disk[0].total_bytes > 0
     assert section.virtual is not None
+
+
+# --- temperatures -----------------------------------------------------------
+
+Shwtemp = namedtuple("Shwtemp", "label current high critical")  # psutil's shape
+
+# Crafted in the shape psutil returns on a physical Intel/NVMe machine.
+PHYSICAL_SENSORS: dict[str, list[Shwtemp]] = {
+    "coretemp": [
+        Shwtemp("Package id 0", 47.0, 80.0, 100.0),
+        Shwtemp("Core 0", 45.0, 80.0, 100.0),
+    ],
+    "acpitz": [Shwtemp("", 27.8, None, None)],
+    "nvme": [Shwtemp("Composite", 38.85, 84.85, 0.0)],  # 0 = threshold not set
+    "iwlwifi_1": [Shwtemp("", float("nan"), None, None)],  # sensor asleep
+}
+
+
+def test_temperature_readings_flatten_and_clean() -> None:
+    readings = temperature_readings(PHYSICAL_SENSORS)
+    assert [(r.sensor, r.label, r.celsius, r.high, r.critical) for r in readings] == [
+        ("coretemp", "Package id 0", 47.0, 80.0, 100.0),
+        ("coretemp", "Core 0", 45.0, 80.0, 100.0),
+        ("acpitz", None, 27.8, None, None),
+        ("nvme", "Composite", 38.9, 84.8, None),
+    ]
+    assert temperature_readings({}) == []
+
+
+def test_probe_live_reads_temperatures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(psutil, "sensors_temperatures", lambda: PHYSICAL_SENSORS, raising=False)
+    section = probe(ProbeContext(root=make_root(tmp_path), runner=FakeRunner()))
+    assert [r.sensor for r in section.temperatures] == ["coretemp", "coretemp", "acpitz", "nvme"]
+    assert not any("temperature" in n for n in section.notes)
+
+
+def test_probe_vm_without_sensors_is_noted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(psutil, "sensors_temperatures", lambda: {}, raising=False)
+    section = probe(ProbeContext(root=make_root(tmp_path), runner=FakeRunner()))
+    assert section.status == "ok"
+    assert section.temperatures == []
+    assert any("no temperature sensors exposed" in n for n in section.notes)
+
+
+def test_probe_temperature_error_is_noted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> dict[str, list[Shwtemp]]:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(psutil, "sensors_temperatures", broken, raising=False)
+    section = probe(ProbeContext(root=make_root(tmp_path), runner=FakeRunner()))
+    assert section.status == "ok"
+    assert any(n.startswith("temperature sensors unreadable") for n in section.notes)
+
+
+def test_probe_without_psutil_temperature_support(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(psutil, "sensors_temperatures", raising=False)  # e.g. Windows
+    section = probe(ProbeContext(root=make_root(tmp_path), runner=FakeRunner()))
+    assert any("not supported by psutil" in n for n in section.notes)
+
+
+def test_probe_not_live_reads_no_temperatures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def forbidden() -> dict[str, list[Shwtemp]]:
+        raise AssertionError("psutil must not be consulted for a non-live root")
+
+    monkeypatch.setattr(psutil, "sensors_temperatures", forbidden, raising=False)
+    section = probe(ProbeContext(root=make_root(tmp_path, "dmi_dell_server"), live=False))
+    assert section.temperatures == []
+
+
+def test_probe_live_machine_temperatures() -> None:
+    section = probe(ProbeContext())
+    expected = temperature_readings(psutil.sensors_temperatures())
+    assert [(r.sensor, r.label) for r in section.temperatures] == [
+        (r.sensor, r.label) for r in expected
+    ]
+    if not expected:  # this build machine is a microVM: no hwmon at all
+        assert any("no temperature sensors exposed" in n for n in section.notes)

@@ -6,74 +6,8 @@ import os
 import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-import httpx
-import pytest
-
-ADMIN = "e2e-admin-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Collector:
-    def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "POSTURE_DATABASE_URL": f"sqlite:///{tmp / 'collector.db'}",
-            "POSTURE_ADMIN_TOKEN": ADMIN,
-        }
-        self.proc: subprocess.Popen | None = None
-        self.log = tmp / "collector.log"
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "collector.cli", "serve", "--port", str(self.port)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("collector did not start:\n" + self.log.read_text())
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=15)
-            self.proc = None
-
-    def admin(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=f"{self.url}/api/v1", headers={"Authorization": f"Bearer {ADMIN}"},
-            timeout=30,
-        )
-
-
-@pytest.fixture
-def collector(tmp_path):
-    c = Collector(tmp_path)
-    c.start()
-    yield c
-    c.stop()
-
-
-def agent(state: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "agent.cli", "--state-dir", str(state), *args],
-        capture_output=True, text=True, timeout=180,
-    )
+from tests.e2e.conftest import agent
 
 
 def test_agent_enrolls_collects_and_gets_verdicts(collector, tmp_path):

@@ -27,8 +27,15 @@ def finding(report, check_id: str, role: str | None = None):
     return next(f for f in evaluate_host(report, 3, role).findings if f.check_id == check_id)
 
 
-def test_healthy_server_passes_every_check():
-    assert set(statuses(make_report()).values()) == {"pass"}
+def test_healthy_machine_passes_every_check_that_applies_to_its_role():
+    from policies.registry import load_checks
+
+    checks = load_checks()
+    for role in ("server", "workstation"):
+        got = statuses(make_report(), role=role)
+        for check_id, status in got.items():
+            expected = "pass" if role in checks[check_id].roles else "not_applicable"
+            assert status == expected, (role, check_id, status)
 
 
 # --- antivirus (Điều 19 khoản 1) -------------------------------------------
