@@ -29,9 +29,7 @@ from collector import crud
 from collector.models import Agency, Host
 from collector.security import AgentContext
 from policies import engine
-from policies.model import Verdict
-
-VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "unknown", "not_applicable")
+from policies.model import VERDICTS
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 

@@ -1,6 +1,6 @@
 """The rules: checks over collected facts, mapped to regulation clauses by data files."""
 
-from policies.engine import evaluate_host, requirement_verdicts, summarize_agency
+from policies.engine import evaluate_fleet, evaluate_host, requirement_verdicts, summarize_agency
 from policies.model import (
     ArticleVerdict,
     Finding,
@@ -17,6 +17,7 @@ __all__ = [
     "RequirementVerdict",
     "Text",
     "Verdict",
+    "evaluate_fleet",
     "evaluate_host",
     "requirement_verdicts",
     "summarize_agency",

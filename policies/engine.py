@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from agent.report import Report
+from policies.exceptions import Attestation
+from policies.fleet import FleetContext
 from policies.framework import DEFAULT_FRAMEWORK, Framework, Requirement, load_framework
 from policies.model import (
     ArticleVerdict,
@@ -19,7 +22,7 @@ from policies.model import (
     count_statuses,
 )
 from policies.parameters import Parameters, default_parameters
-from policies.registry import CheckSpec, EvalContext, Outcome, load_checks
+from policies.registry import CheckSpec, EvalContext, Outcome, load_checks, load_fleet_rules
 from policies.texts import PENDING_REASON, SHARED, format_message
 
 log = logging.getLogger(__name__)
@@ -100,88 +103,196 @@ def evaluate_host(
         role=ctx.role,
         level=level,
         findings=findings,
-        requirements=requirement_verdicts(findings, level, ctx.role, framework),
+        requirements=requirement_verdicts(findings, level, ctx.role, framework, now=ctx.now),
     )
 
 
-def _judge(req: Requirement, level: int, findings: dict[str, Finding]) -> RequirementVerdict:
-    base: dict[str, Any] = {
+def _base(req: Requirement) -> dict[str, Any]:
+    return {
         "requirement_id": req.id,
         "article": req.article,
         "reference": req.reference,
         "title": req.title,
         "verification": req.verification,
-        "check_ids": list(req.checks),
+        "check_ids": [*req.checks, *req.fleet_rules],
     }
-    if not req.applies_to_level(level):
-        if req.max_level == 4:
-            template = SHARED["level_from"]
-        elif req.min_level == req.max_level:
-            template = SHARED["level_only"]
-        else:
-            template = SHARED["level_range"]
-        reason = format_message(
-            template, {"min": req.min_level, "max": req.max_level, "level": level}
-        )
-        return RequirementVerdict(status="not_applicable", reason=reason, **base)
-    if not req.checks:
+
+
+def _level_reason(req: Requirement, level: int) -> Text:
+    if req.max_level == 4:
+        template = SHARED["level_from"]
+    elif req.min_level == req.max_level:
+        template = SHARED["level_only"]
+    else:
+        template = SHARED["level_range"]
+    return format_message(template, {"min": req.min_level, "max": req.max_level, "level": level})
+
+
+def _attestation_verdict(
+    req: Requirement, attestation: Attestation | None, now: datetime
+) -> RequirementVerdict:
+    """A requirement only a person can confirm: the latest attestation decides."""
+    if attestation is None:
         return RequirementVerdict(
-            status="unknown", reason=PENDING_REASON[req.verification], **base
+            status="unknown", reason=PENDING_REASON["attestation"], **_base(req)
         )
+    note = attestation.note(now)
+    params = {
+        "by": attestation.attested_by,
+        "at": attestation.attested_at,
+        "until": attestation.expires_at,
+        "statement": attestation.statement,
+    }
+    if note.expired:
+        return RequirementVerdict(
+            status="unknown",
+            reason=format_message(SHARED["attestation_expired"], params),
+            attestation=note,
+            **_base(req),
+        )
+    return RequirementVerdict(
+        status=attestation.status,
+        evidence=[format_message(SHARED["attested"], params)],
+        attestation=note,
+        **_base(req),
+    )
+
+
+def _from_findings(
+    check_ids: list[str], findings: Mapping[str, Finding]
+) -> tuple[list[Verdict], list[Text]]:
     statuses: list[Verdict] = []
     evidence: list[Text] = []
-    for check_id in req.checks:
+    for check_id in check_ids:
         finding = findings.get(check_id)
         if finding is None:
             statuses.append("unknown")
             evidence.append(format_message(SHARED["not_evaluated"], {"check": check_id}))
-            continue
-        statuses.append(finding.status)
-        evidence.append(finding.evidence)
+        else:
+            statuses.append(finding.status)
+            evidence.append(finding.evidence)
+    return statuses, evidence
+
+
+def _final(req: Requirement, statuses: list[Verdict]) -> Verdict:
     status = combine(statuses)
     # "có thể" (may) describes a permitted model: it can never fail.
-    if req.modality == "may" and status == "fail":
-        status = "unknown"
-    return RequirementVerdict(status=status, evidence=evidence, **base)
+    return "unknown" if req.modality == "may" and status == "fail" else status
+
+
+def _judge(
+    req: Requirement,
+    level: int,
+    findings: Mapping[str, Finding],
+    attestations: Mapping[str, Attestation],
+    now: datetime,
+) -> RequirementVerdict:
+    """One requirement for one host."""
+    if not req.applies_to_level(level):
+        return RequirementVerdict(
+            status="not_applicable", reason=_level_reason(req, level), **_base(req)
+        )
+    if req.verification == "attestation":
+        return _attestation_verdict(req, attestations.get(req.id), now)
+    if req.checks:
+        statuses, evidence = _from_findings(req.checks, findings)
+        return RequirementVerdict(status=_final(req, statuses), evidence=evidence, **_base(req))
+    reason = SHARED["agency_level"] if req.fleet_rules else PENDING_REASON[req.verification]
+    return RequirementVerdict(status="unknown", reason=reason, **_base(req))
 
 
 def requirement_verdicts(
-    findings: list[Finding], level: int, role: str = "unknown", framework: str = DEFAULT_FRAMEWORK
+    findings: list[Finding],
+    level: int,
+    role: str = "unknown",
+    framework: str = DEFAULT_FRAMEWORK,
+    attestations: Mapping[str, Attestation] | None = None,
+    now: datetime | None = None,
 ) -> list[RequirementVerdict]:
-    """Per-requirement verdicts of one host, from its findings."""
+    """Per-requirement verdicts of one host, from its findings (waivers already applied)."""
     fw = load_framework(framework)
     by_check = {f.check_id: f for f in findings}
-    return [_judge(req, level, by_check) for req in fw.requirements]
+    now = now or datetime.now(UTC)
+    return [_judge(req, level, by_check, attestations or {}, now) for req in fw.requirements]
+
+
+def evaluate_fleet(ctx: FleetContext, framework: str = DEFAULT_FRAMEWORK) -> list[Finding]:
+    """Run every agency-wide rule the framework uses."""
+    fw = load_framework(framework)
+    rules = load_fleet_rules()
+    findings = []
+    for rule_id in fw.fleet_rule_ids():
+        spec = rules[rule_id]
+        try:
+            finding = _finding(spec, spec.predicate(ctx), spec.messages)
+        except Exception as exc:  # a broken rule must not break the agency view
+            log.exception("fleet rule %s failed", rule_id)
+            outcome = Outcome("unknown", "check_error", {"error": f"{type(exc).__name__}: {exc}"})
+            finding = _finding(spec, outcome, SHARED)
+        finding.requirement_ids = fw.requirements_of_check(rule_id)
+        findings.append(finding)
+    return findings
 
 
 def summarize_agency(
-    evaluations: list[HostEvaluation], level: int, framework: str = DEFAULT_FRAMEWORK
+    evaluations: list[HostEvaluation],
+    level: int,
+    framework: str = DEFAULT_FRAMEWORK,
+    fleet_findings: list[Finding] | None = None,
+    attestations: Mapping[str, Attestation] | None = None,
+    now: datetime | None = None,
 ) -> list[ArticleVerdict]:
-    """An agency's verdict per article, combining every host's requirement verdicts."""
+    """An agency's verdict per article: every host's verdicts, fleet rules, attestations."""
     fw = load_framework(framework)
+    now = now or datetime.now(UTC)
     per_host = [{v.requirement_id: v for v in ev.requirements} for ev in evaluations]
-    combined: list[RequirementVerdict] = []
-    for req in fw.requirements:
-        verdicts = [h[req.id] for h in per_host if req.id in h]
-        combined.append(_combine_hosts(req, level, verdicts))
+    fleet = {f.check_id: f for f in fleet_findings or []}
+    combined = [
+        _agency_verdict(req, level, per_host, fleet, attestations or {}, now)
+        for req in fw.requirements
+    ]
     return _by_article(fw, combined)
 
 
-def _combine_hosts(
-    req: Requirement, level: int, verdicts: list[RequirementVerdict]
+def _agency_verdict(
+    req: Requirement,
+    level: int,
+    per_host: list[dict[str, RequirementVerdict]],
+    fleet: Mapping[str, Finding],
+    attestations: Mapping[str, Attestation],
+    now: datetime,
 ) -> RequirementVerdict:
-    if not req.applies_to_level(level) or not req.checks or not verdicts:
-        verdict = _judge(req, level, {})
-        if req.applies_to_level(level) and req.checks and not verdicts:
-            verdict.reason = SHARED["no_hosts"]
-            verdict.evidence = []
-        return verdict
-    statuses = [v.status for v in verdicts]
-    status = combine(statuses)
-    counts = count_statuses(statuses)
-    summary = format_message(SHARED["host_counts"], {**counts, "hosts": len(verdicts)})
-    first = verdicts[0]
-    return first.model_copy(update={"status": status, "evidence": [summary], "reason": None})
+    if not req.applies_to_level(level):
+        return RequirementVerdict(
+            status="not_applicable", reason=_level_reason(req, level), **_base(req)
+        )
+    if req.verification == "attestation":
+        return _attestation_verdict(req, attestations.get(req.id), now)
+    if not req.checks and not req.fleet_rules:
+        return RequirementVerdict(
+            status="unknown", reason=PENDING_REASON[req.verification], **_base(req)
+        )
+    statuses: list[Verdict] = []
+    evidence: list[Text] = []
+    reason: Text | None = None
+    if req.checks:
+        host_statuses = [h[req.id].status for h in per_host if req.id in h]
+        if host_statuses:
+            counts = count_statuses(host_statuses)
+            statuses.append(combine(host_statuses))
+            evidence.append(
+                format_message(SHARED["host_counts"], {**counts, "hosts": len(host_statuses)})
+            )
+        else:
+            statuses.append("unknown")
+            reason = SHARED["no_hosts"]
+    if req.fleet_rules:
+        fleet_statuses, fleet_evidence = _from_findings(req.fleet_rules, fleet)
+        statuses += fleet_statuses
+        evidence += fleet_evidence
+    return RequirementVerdict(
+        status=_final(req, statuses), evidence=evidence, reason=reason, **_base(req)
+    )
 
 
 def _by_article(fw: Framework, verdicts: list[RequirementVerdict]) -> list[ArticleVerdict]:

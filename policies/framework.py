@@ -24,7 +24,8 @@ class Requirement(BaseModel):
     max_level: int = Field(default=4, ge=1, le=4)
     modality: Literal["must", "needs", "may"]
     verification: Verification
-    checks: list[str] = Field(default_factory=list)
+    checks: list[str] = Field(default_factory=list, description="Host checks.")
+    fleet_rules: list[str] = Field(default_factory=list, description="Agency-wide rules.")
 
     def applies_to_level(self, level: int) -> bool:
         return self.min_level <= level <= self.max_level
@@ -54,19 +55,29 @@ class Framework(BaseModel):
                 seen.setdefault(c)
         return list(seen)
 
+    def fleet_rule_ids(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.requirements:
+            for c in r.fleet_rules:
+                seen.setdefault(c)
+        return list(seen)
+
     def requirements_of_check(self, check_id: str) -> list[str]:
-        return [r.id for r in self.requirements if check_id in r.checks]
+        return [
+            r.id for r in self.requirements if check_id in r.checks or check_id in r.fleet_rules
+        ]
 
 
 @cache
 def load_framework(name: str = DEFAULT_FRAMEWORK) -> Framework:
     """Load a framework and make sure every check it names exists."""
-    from policies.registry import load_checks
+    from policies.registry import load_checks, load_fleet_rules
 
     path = resources.files("policies.frameworks").joinpath(f"{name}.yaml")
     framework = Framework.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     known = load_checks()
     unknown = [c for c in framework.check_ids() if c not in known]
+    unknown += [c for c in framework.fleet_rule_ids() if c not in load_fleet_rules()]
     if unknown:
-        raise ValueError(f"framework {name} names unknown checks: {unknown}")
+        raise ValueError(f"framework {name} names unknown checks or fleet rules: {unknown}")
     return framework

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Verdict = Literal["pass", "fail", "unknown", "not_applicable"]
+Verdict = Literal["pass", "fail", "unknown", "not_applicable", "waived"]
+VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "unknown", "not_applicable", "waived")
 Severity = Literal["critical", "high", "medium", "low"]
 Verification = Literal["host", "fleet", "network", "attestation"]
 
@@ -17,12 +19,14 @@ VERDICT_LABELS: dict[str, dict[Verdict, str]] = {
         "fail": "Không đạt",
         "unknown": "Chưa xác định",
         "not_applicable": "Không áp dụng",
+        "waived": "Được miễn trừ",
     },
     "en": {
         "pass": "Pass",
         "fail": "Fail",
         "unknown": "Unknown",
         "not_applicable": "Not applicable",
+        "waived": "Waived",
     },
 }
 
@@ -48,6 +52,31 @@ class Finding(BaseModel):
     remediation: Text
     requirement_ids: list[str] = Field(default_factory=list)
     data: dict[str, Any] = Field(default_factory=dict, description="Machine-readable evidence.")
+    waiver: WaiverNote | None = Field(
+        default=None, description="Set when an active waiver turned this result into 'waived'."
+    )
+
+
+class WaiverNote(BaseModel):
+    """Why a finding shows as waived: never a pass, always with who, why and until when."""
+
+    waiver_id: int | None = None
+    original_status: Verdict
+    author: str
+    justification: str
+    expires_at: datetime
+
+
+class AttestationNote(BaseModel):
+    """A person's confirmation of a requirement only a person can check."""
+
+    attestation_id: int | None = None
+    attested_by: str
+    attested_at: datetime
+    expires_at: datetime
+    statement: str
+    evidence_files: list[str] = Field(default_factory=list)
+    expired: bool = False
 
 
 class RequirementVerdict(BaseModel):
@@ -62,6 +91,7 @@ class RequirementVerdict(BaseModel):
     reason: Text | None = None
     check_ids: list[str] = Field(default_factory=list)
     evidence: list[Text] = Field(default_factory=list)
+    attestation: AttestationNote | None = None
 
 
 class ArticleVerdict(BaseModel):
@@ -80,7 +110,8 @@ class HostEvaluation(BaseModel):
 
 
 # Combining several results: one failure fails, then unknown, then pass.
-_RANK: dict[Verdict, int] = {"fail": 3, "unknown": 2, "pass": 1, "not_applicable": 0}
+# A waiver is never a pass: it ranks between unknown and pass.
+_RANK: dict[Verdict, int] = {"fail": 4, "unknown": 3, "waived": 2, "pass": 1, "not_applicable": 0}
 
 
 def combine(statuses: list[Verdict]) -> Verdict:
@@ -91,4 +122,8 @@ def combine(statuses: list[Verdict]) -> Verdict:
 
 
 def count_statuses(statuses: list[Verdict]) -> dict[str, int]:
-    return {s: statuses.count(s) for s in ("pass", "fail", "unknown", "not_applicable")}
+    return {s: statuses.count(s) for s in VERDICTS}
+
+
+def verdict_label(status: Verdict) -> Text:
+    return Text(vi=VERDICT_LABELS["vi"][status], en=VERDICT_LABELS["en"][status])

@@ -62,32 +62,45 @@ class EvalContext:
 
 
 CheckFn = Callable[[EvalContext], Outcome]
+# Fleet rules take a policies.fleet.FleetContext; typed loosely to avoid an import cycle.
+FleetFn = Callable[[Any], Outcome]
 
 _PREDICATES: dict[str, CheckFn] = {}
+_FLEET_PREDICATES: dict[str, FleetFn] = {}
 
 
-def check(check_id: str) -> Callable[[CheckFn], CheckFn]:
-    """Register a predicate under its check id."""
-
-    def register(fn: CheckFn) -> CheckFn:
-        if check_id in _PREDICATES:
-            raise ValueError(f"check '{check_id}' registered twice")
-        _PREDICATES[check_id] = fn
+def _register(table: dict[str, Any], rule_id: str, kind: str) -> Callable[[Any], Any]:
+    def register(fn: Any) -> Any:
+        if rule_id in table:
+            raise ValueError(f"{kind} '{rule_id}' registered twice")
+        table[rule_id] = fn
         return fn
 
     return register
 
 
+def check(check_id: str) -> Callable[[CheckFn], CheckFn]:
+    """Register a host check predicate under its check id."""
+    return _register(_PREDICATES, check_id, "check")
+
+
+def fleet_rule(rule_id: str) -> Callable[[FleetFn], FleetFn]:
+    """Register an agency-wide (fleet) rule predicate under its id."""
+    return _register(_FLEET_PREDICATES, rule_id, "fleet rule")
+
+
 @dataclass(frozen=True)
 class CheckSpec:
+    """A host check (``section`` and ``roles`` set) or a fleet rule (``section`` None)."""
+
     id: str
-    section: str
+    section: str | None
     severity: Severity
     roles: tuple[str, ...]
     title: Text
     remediation: Text
     messages: dict[str, Text]
-    predicate: CheckFn
+    predicate: Callable[[Any], Outcome]
 
 
 def _text(raw: dict[str, str], where: str) -> Text:
@@ -97,16 +110,14 @@ def _text(raw: dict[str, str], where: str) -> Text:
         raise ValueError(f"{where}: needs both 'vi' and 'en' texts") from exc
 
 
-@cache
-def load_checks() -> dict[str, CheckSpec]:
-    """Import every predicate module and pair it with its YAML metadata."""
-    import policies.checks as package
-
+def _load(package_name: str, predicates: dict[str, Any], fleet: bool) -> dict[str, CheckSpec]:
+    """Import every predicate module of a package and pair it with its YAML metadata."""
+    package = importlib.import_module(package_name)
     for mod in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"policies.checks.{mod.name}")
+        importlib.import_module(f"{package_name}.{mod.name}")
 
     specs: dict[str, CheckSpec] = {}
-    folder = resources.files("policies.checks")
+    folder = resources.files(package_name)
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if not entry.name.endswith(".yaml"):
             continue
@@ -114,20 +125,32 @@ def load_checks() -> dict[str, CheckSpec]:
             cid = raw["id"]
             where = f"{entry.name}:{cid}"
             if cid in specs:
-                raise ValueError(f"{where}: duplicate check id")
-            if cid not in _PREDICATES:
-                raise ValueError(f"{where}: no predicate registered for this check")
+                raise ValueError(f"{where}: duplicate id")
+            if cid not in predicates:
+                raise ValueError(f"{where}: no predicate registered for this id")
             specs[cid] = CheckSpec(
                 id=cid,
-                section=raw["section"],
+                section=None if fleet else raw["section"],
                 severity=raw["severity"],
-                roles=tuple(raw["roles"]),
+                roles=() if fleet else tuple(raw["roles"]),
                 title=_text(raw["title"], where),
                 remediation=_text(raw["remediation"], where),
                 messages={k: _text(v, f"{where}.{k}") for k, v in raw["messages"].items()},
-                predicate=_PREDICATES[cid],
+                predicate=predicates[cid],
             )
-    missing = set(_PREDICATES) - set(specs)
+    missing = set(predicates) - set(specs)
     if missing:
         raise ValueError(f"predicates without metadata: {sorted(missing)}")
     return specs
+
+
+@cache
+def load_checks() -> dict[str, CheckSpec]:
+    """Host checks: ``policies/checks/<family>.py`` + ``<family>.yaml``."""
+    return _load("policies.checks", _PREDICATES, fleet=False)
+
+
+@cache
+def load_fleet_rules() -> dict[str, CheckSpec]:
+    """Agency-wide rules: ``policies/fleet_rules/<family>.py`` + ``<family>.yaml``."""
+    return _load("policies.fleet_rules", _FLEET_PREDICATES, fleet=True)

@@ -45,8 +45,21 @@ SHARED: dict[str, Text] = {
         en="No machine of the agency has reported yet",
     ),
     "host_counts": Text(
-        vi="{hosts} máy: {pass} đạt, {fail} không đạt, {unknown} chưa xác định",
-        en="{hosts} machines: {pass} pass, {fail} fail, {unknown} unknown",
+        vi="{hosts} máy: {pass} đạt, {fail} không đạt, {unknown} chưa xác định, "
+        "{waived} được miễn trừ",
+        en="{hosts} machines: {pass} pass, {fail} fail, {unknown} unknown, {waived} waived",
+    ),
+    "agency_level": Text(
+        vi="Được đánh giá trên toàn đơn vị (xem kết quả của đơn vị)",
+        en="Evaluated for the agency as a whole (see the agency's compliance)",
+    ),
+    "attested": Text(
+        vi="Xác nhận bởi {by} lúc {at}, hiệu lực đến {until}: {statement}",
+        en="Attested by {by} at {at}, valid until {until}: {statement}",
+    ),
+    "attestation_expired": Text(
+        vi="Xác nhận của {by} đã hết hiệu lực từ {until}; cần xác nhận lại",
+        en="The attestation by {by} expired at {until}; it must be renewed",
     ),
 }
 
@@ -72,6 +85,8 @@ PENDING_REASON: dict[str, Text] = {
 
 
 def _render(value: Any, lang: str) -> str:
+    if isinstance(value, Text):
+        return value.get(lang)
     if isinstance(value, datetime):
         value = value.astimezone(UTC)
         return value.strftime("%d/%m/%Y %H:%M UTC" if lang == "vi" else "%Y-%m-%d %H:%M UTC")

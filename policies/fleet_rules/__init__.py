@@ -1,0 +1,1 @@
+"""Agency-wide rules (``<family>.py`` predicates + ``<family>.yaml`` metadata)."""
