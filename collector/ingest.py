@@ -30,6 +30,7 @@ from collector.models import Agency, Host
 from collector.security import AgentContext
 from policies import engine
 from policies.model import VERDICTS
+
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 
