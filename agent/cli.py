@@ -24,7 +24,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from agent.probes.base import ProbeContext
 
     config = _load_config(args)
-    ctx = ProbeContext()
+    ctx = ProbeContext(cache_dir=config.cache_dir)
     if args.root and args.root != Path("/"):
         ctx = ProbeContext(root=args.root, live=False)
     report = collect(ctx, role=config.role, timeout=config.probe_timeout)

@@ -29,6 +29,8 @@ PROBE_MODULES: dict[str, str] = {
     "auth": "auth",
     "encryption": "encryption",
     "backup": "backup",
+    "databases": "databases",
+    "storage": "storage",
 }
 
 DEFAULT_PROBE_TIMEOUT = 30.0

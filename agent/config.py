@@ -61,6 +61,11 @@ class AgentConfig:
     spool_max_bytes: int = 100 * 1024 * 1024
     resync_hours: float = 24.0
 
+    @property
+    def cache_dir(self) -> Path:
+        """Reusable results of expensive commands (e.g. the apt upgrade simulation)."""
+        return self.state_dir / "cache"
+
     @classmethod
     def load(cls, path: Path | None = None) -> AgentConfig:
         """Read the config file if it exists; unknown keys are an error."""

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 SUPPORTED_MAJOR = 1
 
 SectionStatus = Literal["ok", "unknown"]
@@ -458,6 +458,77 @@ class DeliveryInfo(_Model):
     attempts: int | None = Field(default=None, description="Failed delivery attempts before.")
 
 
+# --- databases (schema 1.3) -------------------------------------------------
+
+DatabaseEngine = Literal["postgresql", "mysql", "mariadb", "redis", "mongodb"]
+
+
+class DatabaseServer(_Model):
+    """One database server installed on the host, from its configuration files.
+
+    The agent never connects to a database (or to any socket): everything comes
+    from configuration files, the process table and the socket table.
+    """
+
+    engine: DatabaseEngine
+    version: str | None = None
+    running: bool | None = Field(
+        default=None, description="A server process is running; None when not a live host."
+    )
+    listen_addresses: list[str] = Field(
+        default_factory=list,
+        description="Addresses it listens on: the live sockets when seen, else the "
+        "configuration (0.0.0.0/:: for all interfaces); empty means local socket only.",
+    )
+    network_exposed: bool | None = Field(
+        default=None, description="Listens on an address beyond loopback; None if unknown."
+    )
+    auth_issues: list[str] = Field(
+        default_factory=list,
+        description="Machine-readable weak-access findings, e.g. pg_trust_remote, "
+        "pg_trust_local, mysql_skip_grant_tables, redis_no_password, "
+        "redis_protected_mode_off, mongodb_authorization_disabled.",
+    )
+    config_files: list[str] = Field(default_factory=list, description="Files that were read.")
+    unreadable_files: list[str] = Field(
+        default_factory=list,
+        description="Files deciding access that exist but could not be read (not root): "
+        "auth_issues is then incomplete.",
+    )
+
+
+class DatabaseSection(Section):
+    servers: list[DatabaseServer] = Field(default_factory=list)
+
+
+# --- storage (schema 1.3) ----------------------------------------------------
+
+
+class RemoteMount(_Model):
+    source: str = Field(description="server:/export, //server/share, mon1:6789:/ …")
+    mountpoint: str
+    fstype: str = Field(description="nfs, nfs4, cifs, smb3, glusterfs, ceph…")
+    mounted: bool | None = Field(
+        default=True, description="False: only configured in /etc/fstab (alternate root)."
+    )
+
+
+class StorageSection(Section):
+    remote_mounts: list[RemoteMount] = Field(
+        default_factory=list, description="Network filesystems (NAS: NFS, SMB, cluster FS)."
+    )
+    iscsi_sessions: int | None = Field(
+        default=None, description="iSCSI sessions (/sys/class/iscsi_session); None if unseen."
+    )
+    multipath_devices: int | None = Field(
+        default=None, description="dm-multipath devices (dm uuid 'mpath-…'); None if unseen."
+    )
+    fc_hosts: int | None = Field(
+        default=None,
+        description="Fibre Channel HBA ports whose link is online (/sys/class/fc_host).",
+    )
+
+
 # --- the report -------------------------------------------------------------
 
 
@@ -483,6 +554,9 @@ class Report(_Model):
     backup: BackupSection | None = None
     # schema 1.2; set at send time by the spool
     delivery: DeliveryInfo | None = None
+    # schema 1.3
+    databases: DatabaseSection | None = None
+    storage: StorageSection | None = None
 
 
 SECTION_MODELS: dict[str, type[Section]] = {
@@ -498,6 +572,8 @@ SECTION_MODELS: dict[str, type[Section]] = {
     "auth": AuthSection,
     "encryption": EncryptionSection,
     "backup": BackupSection,
+    "databases": DatabaseSection,
+    "storage": StorageSection,
 }
 SECTION_NAMES: tuple[str, ...] = tuple(SECTION_MODELS)
 

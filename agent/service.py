@@ -33,7 +33,8 @@ def spool_for(config: AgentConfig) -> Spool:
 
 def collect_once(config: AgentConfig, spool: Spool) -> str:
     """Collect a report and write it to the spool before anything is sent."""
-    report = collect(ProbeContext(), role=config.role, timeout=config.probe_timeout)
+    ctx = ProbeContext(cache_dir=config.cache_dir)
+    report = collect(ctx, role=config.role, timeout=config.probe_timeout)
     put = spool.put(report)
     if put.evicted:
         log.warning(

@@ -99,6 +99,36 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_coverage(args: argparse.Namespace, settings: Settings) -> int:
+    """How each requirement is verified; exit 1 if any requirement is unmapped."""
+    import json
+
+    from policies import framework as frameworks
+    from policies.coverage import coverage, coverage_table, unmapped
+
+    name = args.framework or frameworks.DEFAULT_FRAMEWORK
+    try:
+        fw = frameworks.load_framework(name)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: framework {name!r}: {exc}", file=sys.stderr)
+        return 2
+    rows = coverage(fw)
+    missing = unmapped(rows)
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False, indent=2))
+    else:
+        from rich.console import Console
+
+        Console().print(coverage_table(rows, fw.id, args.lang))
+    if missing:
+        print(
+            f"unmapped requirements ({len(missing)}): " + ", ".join(r.id for r in missing),
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from collector.demo import main as demo_main
 
@@ -150,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--role", choices=("server", "workstation"), default=None, help="role of this machine"
     )
     demo.set_defaults(func=cmd_demo)
+
+    cov = sub.add_parser(
+        "coverage", help="how each requirement is verified; exit 1 if any is unmapped"
+    )
+    cov.add_argument("--lang", choices=("vi", "en"), default="vi")
+    cov.add_argument("--json", action="store_true", help="print the rows as JSON")
+    cov.add_argument("--framework", default=None, help="framework id (default: Bình Dương)")
+    cov.set_defaults(func=cmd_coverage)
     return parser
 
 

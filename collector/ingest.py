@@ -27,7 +27,9 @@ from sqlmodel import Session, select
 from agent.report import SUPPORTED_MAJOR, Report, schema_major
 from collector import crud
 from collector.models import Agency, Host
+from collector.parameters import InvalidParameters, effective_parameters
 from collector.security import AgentContext
+from collector.settings import Settings
 from policies import engine
 from policies.model import VERDICTS
 
@@ -166,8 +168,15 @@ def _existing(session: Session, report_id: uuid.UUID, host_id: int) -> IngestRes
     return IngestResult(status="duplicate", report_id=report_id, host_id=host_id)
 
 
-def store_report(session: Session, agent: AgentContext, report: Report) -> IngestResult:
-    """Evaluate and store ``report`` for the authenticated agent; one transaction."""
+def store_report(
+    session: Session, agent: AgentContext, report: Report, *, settings: Settings | None = None
+) -> IngestResult:
+    """Evaluate and store ``report`` for the authenticated agent; one transaction.
+
+    The checks use the agency's thresholds (defaults ← province file of
+    ``settings`` ← agency overrides); without ``settings`` they come from the
+    environment.
+    """
     try:
         host = session.get(Host, agent.host_id)
         agency = session.get(Agency, agent.agency_id)
@@ -199,7 +208,11 @@ def store_report(session: Session, agent: AgentContext, report: Report) -> Inges
         # Checks see the reconstructed full inventory; the body is stored as received.
         evaluated = report.model_copy(update={"software": software.section})
         role = host.role if host.role and host.role != "unknown" else None
-        evaluation = engine.evaluate_host(evaluated, agency.level, role)
+        try:
+            params = effective_parameters(settings or Settings(), agency)
+        except InvalidParameters as exc:
+            raise IngestError(500, f"collector misconfigured: {exc}") from exc
+        evaluation = engine.evaluate_host(evaluated, agency.level, role, params=params)
 
         crud.add_report(
             session,
@@ -247,7 +260,8 @@ def ingest(
     *,
     content_encoding: str | None,
     max_bytes: int,
+    settings: Settings | None = None,
 ) -> IngestResult:
     """The whole pipeline, from the request body to the stored evaluation."""
     report = parse_report(decode_body(raw, content_encoding, max_bytes))
-    return store_report(session, agent, report)
+    return store_report(session, agent, report, settings=settings)

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, DateTime, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -62,6 +62,9 @@ class Agency(SQLModel, table=True):
     name: str = Field(max_length=255)
     level: int
     created_at: datetime = _ts()
+    # Per-agency overrides of the check thresholds ({family: {key: value}}),
+    # validated against policies/parameters.yaml; see collector/parameters.py.
+    parameters: dict[str, Any] | None = Field(default_factory=dict, sa_type=JSON, nullable=True)
 
 
 class EnrollmentToken(SQLModel, table=True):
@@ -205,3 +208,105 @@ class ReportLoss(SQLModel, table=True):
     evicted_until: datetime | None = _ts(nullable=True)
     reported_in: uuid.UUID = Field(description="Report that carried the record.")
     received_at: datetime = _ts()
+
+
+# --- attestations and waivers --------------------------------------------------
+
+
+class AttestationRecord(SQLModel, table=True):
+    """A person's statement about a requirement only a person can confirm (Điều 16–19).
+
+    Revoking keeps the row (``revoked_at``); the latest non-revoked one per
+    requirement decides, and an expired one makes the requirement ``unknown``.
+    """
+
+    __table_args__ = (
+        CheckConstraint("status IN ('pass', 'fail')", name="ck_attestation_status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    requirement_id: str = Field(max_length=64, index=True)
+    status: str = Field(default="pass", max_length=8)
+    statement: str = Field(sa_type=Text)
+    attested_by: str = Field(max_length=255)
+    attested_at: datetime = _ts()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class EvidenceFile(SQLModel, table=True):
+    """A file supporting an attestation, kept in the database (shared by every worker)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    attestation_id: int = Field(foreign_key="attestationrecord.id", index=True)
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=255)
+    size: int
+    sha256: str = Field(max_length=64)
+    created_at: datetime = _ts()
+    data: bytes = Field(sa_type=LargeBinary, nullable=False)
+
+
+class WaiverRecord(SQLModel, table=True):
+    """An accepted exception to one check, on one host or (``host_id`` None) the whole agency."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    host_id: int | None = Field(default=None, foreign_key="host.id", index=True)
+    check_id: str = Field(max_length=128)
+    justification: str = Field(sa_type=Text)
+    author: str = Field(max_length=255)
+    created_at: datetime = _ts()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+# --- approved software register ----------------------------------------------
+
+
+class ApprovedSoftwareRecord(SQLModel, table=True):
+    """An entry of an agency's register of approved software (Điều 19 khoản 3).
+
+    ``name_pattern`` and ``version_pattern`` are exact names or shell globs
+    ("libreoffice*"); no version pattern means any version.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    name_pattern: str = Field(max_length=255)
+    version_pattern: str | None = Field(default=None, max_length=255)
+    note: str | None = Field(default=None, max_length=1000)
+    added_by: str = Field(max_length=255)
+    created_at: datetime = _ts()
+
+
+class SoftwareRegisterDeclaration(SQLModel, table=True):
+    """The agency has declared its register of approved software (possibly empty).
+
+    Without this row the agency has no register and fleet rules say
+    ``unknown``; with it, an empty register approves nothing.  Created by the
+    first entry added or explicitly (``POST …/approved-software/declare``).
+    """
+
+    agency_id: int = Field(foreign_key="agency.id", primary_key=True)
+    declared_at: datetime = _ts()
+    declared_by: str = Field(max_length=255)
+
+
+# --- compliance history ---------------------------------------------------------
+
+
+class ComplianceSnapshot(SQLModel, table=True):
+    """An agency's verdict on one article at one time (after ingest or re-evaluation)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    taken_at: datetime = _ts(index=True)
+    article: int
+    status: str = Field(max_length=32)
+    counts: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    framework_id: str = Field(max_length=64)
+    framework_hash: str = Field(max_length=64, description="Hash of the policies in force.")
+    trigger: str = Field(default="ingest", max_length=32)  # ingest | reevaluate | manual

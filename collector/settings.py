@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./posture-collector.db"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_EVIDENCE_BYTES = 20 * 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -41,6 +44,35 @@ class Settings(BaseSettings):
         default=48,
         gt=0,
         description="A host that has not reported for this long counts as silent.",
+    )
+    max_evidence_bytes: int = Field(
+        default=DEFAULT_MAX_EVIDENCE_BYTES,
+        gt=0,
+        description=(
+            "Largest accepted attestation evidence file (413 above). An upload is also "
+            "bounded by max_body_bytes, which applies to every request body."
+        ),
+    )
+    max_waiver_days: int = Field(
+        default=365,
+        gt=0,
+        description="Longest a waiver may run: its expires_at is at most this many days ahead.",
+    )
+    attestation_valid_days: int = Field(
+        default=365,
+        gt=0,
+        description=(
+            "Default validity of an attestation without expires_at/valid_days "
+            "(annual review, Điều 20 khoản 3)."
+        ),
+    )
+
+    parameters_file: Path | None = Field(
+        default=None,
+        description=(
+            "Province-wide override of the check thresholds (YAML, same keys as "
+            "policies/parameters.yaml); each agency may override further via the API."
+        ),
     )
 
     @property

@@ -26,6 +26,15 @@ class Requirement(BaseModel):
     verification: Verification
     checks: list[str] = Field(default_factory=list, description="Host checks.")
     fleet_rules: list[str] = Field(default_factory=list, description="Agency-wide rules.")
+    attestation_evidence: Text | None = Field(
+        default=None,
+        description="What a person uploads to attest the requirement (attestation rows).",
+    )
+    attestation_valid_days: int = Field(
+        default=365,
+        gt=0,
+        description="How long an attestation stays valid when the attester sets no expiry.",
+    )
 
     def applies_to_level(self, level: int) -> bool:
         return self.min_level <= level <= self.max_level

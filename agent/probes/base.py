@@ -8,10 +8,13 @@ Anything unexpected is caught by the collection driver and turned into an
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +99,7 @@ class ProbeContext:
     is_root: bool = field(default_factory=lambda: hasattr(os, "geteuid") and os.geteuid() == 0)
     live: bool = True
     process_names: Callable[[], set[str]] | None = None
+    cache_dir: Path | None = None  # where expensive command results may be reused
     _process_cache: set[str] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -117,6 +121,41 @@ class ProbeContext:
         except OSError:
             return False
 
+    def cached_run(
+        self,
+        argv: Sequence[str],
+        timeout: float,
+        inputs: Sequence[str],
+        max_age: float = 24 * 3600,
+    ) -> CommandResult:
+        """Run a command, or reuse its last successful result if nothing it reads changed.
+
+        ``inputs`` are the files and folders the command's answer depends on
+        (e.g. the dpkg status and apt's package lists for an upgrade
+        simulation).  Their size and modification time, one level deep for
+        folders, form the fingerprint; a result older than ``max_age`` is
+        never reused.  Without a ``cache_dir`` this is a plain ``run``.
+        """
+        if self.cache_dir is None or not self.live:
+            return self.runner.run(argv, timeout=timeout)
+        fingerprint = _fingerprint(self, inputs)
+        key = hashlib.sha256("\0".join(argv).encode()).hexdigest()[:32]
+        path = self.cache_dir / f"cmd-{key}.json"
+        try:
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            if (
+                cached["argv"] == list(argv)
+                and cached["fingerprint"] == fingerprint
+                and time.time() - cached["saved_at"] < max_age
+            ):
+                return CommandResult(tuple(argv), 0, cached["stdout"], cached["stderr"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        result = self.runner.run(argv, timeout=timeout)
+        if result.ok:
+            _save_cache(path, argv, fingerprint, result)
+        return result
+
     def running_processes(self) -> set[str]:
         """Names, executable basenames and argv[0] basenames of running processes."""
         if self.process_names is not None:
@@ -127,6 +166,50 @@ class ProbeContext:
             if self._process_cache is None:
                 self._process_cache = _snapshot_processes()
             return self._process_cache
+
+
+def _fingerprint(ctx: ProbeContext, inputs: Sequence[str]) -> list[list[object]]:
+    out: list[list[object]] = []
+    for absolute in inputs:
+        path = ctx.path(absolute)
+        try:
+            st = path.stat()
+        except OSError:
+            out.append([absolute, None])
+            continue
+        out.append([absolute, st.st_mtime_ns, st.st_size])
+        if path.is_dir():
+            try:
+                with os.scandir(path) as entries:
+                    for entry in sorted(entries, key=lambda e: e.name):
+                        est = entry.stat(follow_symlinks=False)
+                        out.append([entry.name, est.st_mtime_ns, est.st_size])
+            except OSError:
+                out.append([absolute, "unreadable"])
+    return out
+
+
+def _save_cache(
+    path: Path, argv: Sequence[str], fingerprint: list[list[object]], result: CommandResult
+) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "argv": list(argv),
+                    "fingerprint": fingerprint,
+                    "saved_at": time.time(),
+                    "stdout": result.stdout,
+                    "stderr": result.stderr,
+                }
+            ),
+            encoding="utf-8",
+        )
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
 
 
 def _snapshot_processes() -> set[str]:

@@ -49,6 +49,16 @@ from agent.probes.base import CommandResult, CommandTimeout, ProbeContext, ToolM
 from agent.report import PatchesSection, PendingUpdate
 
 APT_SIMULATION_TIMEOUT = 30.0
+# What an apt upgrade simulation depends on: installed packages, package lists,
+# sources and pinning.  While none of them changes, its answer cannot change.
+APT_SIMULATION_INPUTS = (
+    "/var/lib/dpkg/status",
+    "/var/lib/apt/lists",
+    "/etc/apt/sources.list",
+    "/etc/apt/sources.list.d",
+    "/etc/apt/preferences.d",
+    "/etc/apt/apt.conf.d",
+)
 RPM_QUERY_TIMEOUT = 30.0
 REBOOT_CHECK_TIMEOUT = 15.0
 
@@ -428,10 +438,16 @@ def _reboot_flag(ctx: ProbeContext, names: Iterable[str], notes: list[str]) -> b
 
 
 def _run(
-    ctx: ProbeContext, argv: list[str], timeout: float
+    ctx: ProbeContext, argv: list[str], timeout: float, inputs: tuple[str, ...] = ()
 ) -> tuple[CommandResult | None, str | None]:
-    """Run a command; return (result, None) or (None, reason it could not run)."""
+    """Run a command; return (result, None) or (None, reason it could not run).
+
+    With ``inputs``, an unchanged result of the previous run may be reused
+    (``ProbeContext.cached_run``).
+    """
     try:
+        if inputs:
+            return ctx.cached_run(argv, timeout, inputs), None
         return ctx.runner.run(argv, timeout=timeout), None
     except (ToolMissing, CommandTimeout) as exc:
         return None, str(exc)
@@ -571,7 +587,7 @@ def _apt_pending(ctx: ProbeContext, facts: _Facts) -> None:
     reasons: list[str] = []
     for mode in ("dist-upgrade", "upgrade"):
         argv = ["apt-get", "-s", "-o", "Debug::NoLocking=1", mode]
-        result, reason = _run(ctx, argv, APT_SIMULATION_TIMEOUT)
+        result, reason = _run(ctx, argv, APT_SIMULATION_TIMEOUT, inputs=APT_SIMULATION_INPUTS)
         if result is None:
             facts.failure = f"pending updates unknown: {reason}"
             return  # missing tool or timeout: the other mode would fare no better

@@ -2,12 +2,16 @@
 
 from fastapi import APIRouter
 
-from collector.routes import agencies, enroll, health, hosts, reports
+from collector.routes import agencies, attestations, enroll, health, hosts, reports, waivers
+from collector.routes import parameters as agency_parameters
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(enroll.router)
 api_router.include_router(reports.router)
 api_router.include_router(agencies.router)
 api_router.include_router(hosts.router)
+api_router.include_router(attestations.router)
+api_router.include_router(waivers.router)
+api_router.include_router(agency_parameters.router)
 
 __all__ = ["api_router", "health"]

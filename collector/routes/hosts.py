@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from collector import compliance, crud
+from collector import compliance, crud, waivers
 from collector.db import SessionDep
 from collector.models import Agency, Host
 from collector.routes.deps import ADMIN_RESPONSES, HostDep
@@ -111,8 +111,10 @@ def host_findings(
         Verdict | None, Query(alias="status", description="Only findings with this status")
     ] = None,
 ) -> list[Finding]:
-    """Findings of the host's latest report."""
-    return crud.latest_findings(session, host, status=status_filter)
+    """Findings of the host's latest report, with the waivers in force now applied."""
+    findings = waivers.waive_host_findings(session, host, crud.latest_findings(session, host))
+    # Filter after the waivers: a stored "fail" may now read "waived".
+    return [f for f in findings if status_filter is None or f.status == status_filter]
 
 
 @router.get("/{host_id}/compliance", response_model=list[RequirementVerdict])

@@ -30,7 +30,8 @@ def test_framework_covers_every_catalogue_row_of_articles_16_to_19():
         "D19.2.e", "D19.2.f", "D19.3.a", "D19.3.b", "D19.3.c", "D19.3.d", "D19.3.e",
         "D19.3.f", "D19.4",
     }
-    assert ids == expected
+    # Điều 14 khoản 4 and Điều 20 too: see test_framework_catalogue.py for the full list.
+    assert expected <= ids
 
 
 def test_requirement_fails_when_any_of_its_checks_fails():
@@ -77,7 +78,7 @@ def test_agency_summary_combines_hosts_worst_first():
         make_report(hostname="pc-07", antivirus=AntivirusSection(products=[])), level=2
     )
     articles = {a.article: a for a in summarize_agency([good, bad], level=2)}
-    assert set(articles) == {16, 17, 18, 19}
+    assert set(articles) == {14, 16, 17, 18, 19, 20}
     d19 = {r.requirement_id: r for r in articles[19].requirements}
     assert d19["D19.1.a"].status == "fail"
     assert "2 máy: 1 đạt, 1 không đạt" in d19["D19.1.a"].evidence[0].vi

@@ -1,0 +1,258 @@
+"""The facts agency-wide (fleet) rules judge, gathered from the collector's database.
+
+:func:`fleet_context` builds a :class:`policies.fleet_rules.software.FleetHistoryContext`
+(a :class:`policies.fleet.FleetContext` with each host's backup history) for
+one agency: its hosts with role, enrollment and last contact, their latest
+findings (with the waivers in force), their latest report rebuilt from the
+stored body with the full reconstructed software inventory, the software
+installed/upgraded/removed within ``fleet.software_change_window_days``, and
+the agency's register of approved software (``None`` when not declared).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from agent.report import Package, Report, SoftwareSection
+from collector import crud
+from collector.models import (
+    Agency,
+    ApprovedSoftwareRecord,
+    Host,
+    SoftwareRegisterDeclaration,
+    StoredReport,
+    utcnow,
+)
+from policies import parameters as policy_parameters
+from policies.exceptions import Waiver, apply_waivers
+from policies.fleet import ApprovedSoftware, FleetHost, SoftwareChange
+from policies.fleet_rules.software import BackupObservation, FleetHistoryContext
+from policies.model import Finding
+from policies.parameters import Parameters
+
+log = logging.getLogger(__name__)
+
+
+# --- parameters -----------------------------------------------------------------
+
+
+def agency_parameters(agency: Agency) -> Parameters:
+    """The thresholds the agency is evaluated with.
+
+    Uses ``collector.parameters.effective_parameters`` (defaults ← province
+    file ← agency overrides) when that module is present, the policy defaults
+    otherwise.
+    """
+    try:
+        module = importlib.import_module("collector.parameters")
+        from collector.settings import Settings
+
+        return module.effective_parameters(Settings(), agency)
+    except ModuleNotFoundError:
+        pass
+    except Exception:  # invalid overrides must not break evaluation
+        log.exception("parameters of agency %s unusable; using the defaults", agency.code)
+    return policy_parameters.default_parameters()
+
+
+# --- reports --------------------------------------------------------------------
+
+
+def full_software(session: Session, host_id: int, section: SoftwareSection) -> SoftwareSection:
+    """The full software inventory as evaluation sees it (see ``crud.apply_software``).
+
+    A delta report's body holds only the differences; the host's reconstructed
+    inventory (``HostPackage`` rows) is the full list.  A section that was not
+    observed (status unknown) is returned as is.
+    """
+    if section.status != "ok":
+        return section
+    state = crud.get_inventory(session, host_id)
+    if state is None:
+        return section
+    packages = [
+        Package(name=r.name, version=r.version, arch=r.arch or None, installed_at=r.installed_at)
+        for r in crud.host_packages(session, host_id)
+    ]
+    return section.model_copy(
+        update={
+            "mode": "full",
+            "packages": packages,
+            "added": [],
+            "removed": [],
+            "base_report_id": None,
+            "inventory_hash": state.inventory_hash,
+            "manager": state.manager or section.manager,
+        }
+    )
+
+
+def rebuild_report(session: Session, stored: StoredReport) -> Report | None:
+    """A stored report as a ``Report``, with the host's full software inventory."""
+    try:
+        report = Report.model_validate(stored.body)
+    except ValidationError:
+        log.exception("stored report %s no longer validates", stored.report_id)
+        return None
+    software = full_software(session, stored.host_id, report.software)
+    return report.model_copy(update={"software": software})
+
+
+# --- findings -------------------------------------------------------------------
+
+
+def agency_waivers(session: Session, agency_id: int, now: datetime) -> list[Waiver] | None:
+    """Waivers in force, from ``collector.waivers`` when it exists (None: no waivers module)."""
+    try:
+        module = importlib.import_module("collector.waivers")
+    except ModuleNotFoundError:
+        return None
+    active = getattr(module, "active_waivers", None)
+    if active is None:
+        return None
+    try:
+        return list(active(session, agency_id, now))
+    except Exception:  # waivers are an overlay: never let them break the fleet view
+        log.exception("could not load the waivers of agency %s", agency_id)
+        return None
+
+
+def host_findings(
+    session: Session, host: Host, now: datetime, waivers: Sequence[Waiver] | None
+) -> dict[str, Finding]:
+    findings = crud.latest_findings(session, host)
+    if waivers:
+        findings = apply_waivers(findings, waivers, now, host.id)
+    return {f.check_id: f for f in findings}
+
+
+def _role(host: Host, stored: StoredReport | None) -> str:
+    for candidate in (host.role, stored.evaluated_role if stored else None):
+        if candidate in ("server", "workstation"):
+            return candidate
+    return "unknown"
+
+
+# --- software register ------------------------------------------------------------
+
+
+def register_declaration(session: Session, agency_id: int) -> SoftwareRegisterDeclaration | None:
+    return session.get(SoftwareRegisterDeclaration, agency_id)
+
+
+def register_entries(session: Session, agency_id: int) -> Sequence[ApprovedSoftwareRecord]:
+    return session.exec(
+        select(ApprovedSoftwareRecord)
+        .where(ApprovedSoftwareRecord.agency_id == agency_id)
+        .order_by(col(ApprovedSoftwareRecord.name_pattern), col(ApprovedSoftwareRecord.id))
+    ).all()
+
+
+def approved_register(session: Session, agency_id: int) -> list[ApprovedSoftware] | None:
+    """The agency's register for the rules; ``None`` when it never declared one."""
+    if register_declaration(session, agency_id) is None:
+        return None
+    return [
+        ApprovedSoftware(name=r.name_pattern, version=r.version_pattern)
+        for r in register_entries(session, agency_id)
+    ]
+
+
+# --- history ----------------------------------------------------------------------
+
+
+def _observation(collected_at: datetime, body: dict[str, Any]) -> BackupObservation:
+    raw = body.get("backup")
+    if not isinstance(raw, dict) or raw.get("status", "ok") != "ok":
+        return BackupObservation(collected_at=collected_at, observed=False)
+    newest = raw.get("newest_backup_at")
+    newest_at = None
+    if newest:
+        try:
+            newest_at = datetime.fromisoformat(str(newest).replace("Z", "+00:00"))
+        except ValueError:
+            newest_at = None
+    return BackupObservation(collected_at=collected_at, observed=True, newest_backup_at=newest_at)
+
+
+def backup_history(
+    session: Session, changes: Iterable[SoftwareChange]
+) -> dict[int, list[BackupObservation]]:
+    """For each change, the backup facts of the host's latest report at or before it."""
+    wanted = {(c.host_id, c.collected_at) for c in changes if c.change != "removed"}
+    history: dict[int, dict[datetime, BackupObservation]] = {}
+    for host_id, when in sorted(wanted):
+        stored = session.exec(
+            select(StoredReport)
+            .where(StoredReport.host_id == host_id, StoredReport.collected_at <= when)
+            .order_by(col(StoredReport.collected_at).desc())
+            .limit(1)
+        ).first()
+        if stored is not None:
+            obs = _observation(stored.collected_at, stored.body)
+            history.setdefault(host_id, {})[obs.collected_at] = obs
+    return {h: sorted(o.values(), key=lambda x: x.collected_at) for h, o in history.items()}
+
+
+# --- the context ------------------------------------------------------------------
+
+
+def fleet_context(
+    session: Session,
+    agency: Agency,
+    now: datetime | None = None,
+    params: Parameters | None = None,
+) -> FleetHistoryContext:
+    """Everything the fleet rules need about ``agency`` at ``now``."""
+    assert agency.id is not None
+    now = now or utcnow()
+    params = params or agency_parameters(agency)
+    since = now - timedelta(days=params["fleet"]["software_change_window_days"])
+    waivers = agency_waivers(session, agency.id, now)
+
+    hosts: list[FleetHost] = []
+    changes: list[SoftwareChange] = []
+    for host in crud.list_hosts(session, agency.id):
+        assert host.id is not None
+        stored = crud.latest_report(session, host)
+        hosts.append(
+            FleetHost(
+                host_id=host.id,
+                hostname=host.hostname,
+                role=_role(host, stored),
+                enrolled_at=host.enrolled_at,
+                last_seen_at=host.last_seen_at,
+                findings=host_findings(session, host, now, waivers) if stored else {},
+                report=rebuild_report(session, stored) if stored else None,
+            )
+        )
+        changes += [
+            SoftwareChange(
+                host_id=host.id,
+                hostname=host.hostname,
+                change=row.change,
+                name=row.name,
+                arch=row.arch or None,
+                old_version=row.old_version,
+                new_version=row.new_version,
+                collected_at=row.collected_at,
+            )
+            for row in crud.software_changes(session, host.id, since=since)
+            if row.collected_at <= now
+        ]
+    return FleetHistoryContext(
+        level=agency.level,
+        now=now,
+        params=params,
+        hosts=hosts,
+        software_changes=changes,
+        approved_software=approved_register(session, agency.id),
+        backups=backup_history(session, changes),
+    )
