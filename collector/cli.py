@@ -129,6 +129,27 @@ def cmd_coverage(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_reevaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Evaluate every host's latest stored report again with the current policies."""
+    from collector.reevaluate import reevaluate
+
+    with _session(settings) as session:
+        agency_id = None
+        if args.agency:
+            agency = crud.get_agency_by_code(session, args.agency)
+            if agency is None:
+                print(f"error: no agency with code {args.agency!r}", file=sys.stderr)
+                return 1
+            agency_id = agency.id
+        stats = reevaluate(session, agency_id, settings=settings)
+    print(
+        f"re-evaluated {stats.reports} report(s) of {stats.hosts} host(s) in "
+        f"{stats.agencies} agency(ies): {stats.findings} findings, {stats.changed} changed, "
+        f"{stats.skipped} host(s) without a report; {stats.snapshots} snapshot row(s)"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from collector.demo import main as demo_main
 
@@ -188,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     cov.add_argument("--json", action="store_true", help="print the rows as JSON")
     cov.add_argument("--framework", default=None, help="framework id (default: Bình Dương)")
     cov.set_defaults(func=cmd_coverage)
+
+    reeval = sub.add_parser(
+        "reevaluate", help="evaluate stored reports again with the current policies"
+    )
+    reeval.add_argument("--agency", metavar="CODE", default=None, help="only this agency")
+    reeval.set_defaults(func=cmd_reevaluate)
     return parser
 
 

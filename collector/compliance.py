@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from collector import attestations, crud, waivers
+from collector import attestations, crud, fleet_data, waivers
 from collector.models import Agency, Host, utcnow
 from policies import engine
 from policies.exceptions import Attestation, Waiver
@@ -76,5 +76,13 @@ def agency_articles(session: Session, agency: Agency) -> list[ArticleVerdict]:
         for host in crud.list_hosts(session, agency.id)
     ]
     return engine.summarize_agency(
-        evaluations, agency.level, attestations=agency_attestations, now=now
+        evaluations,
+        agency.level,
+        fleet_findings=waivers.waive_fleet_findings(
+            engine.evaluate_fleet(fleet_data.fleet_context(session, agency, now)),
+            agency_waivers,
+            now,
+        ),
+        attestations=agency_attestations,
+        now=now,
     )

@@ -4,7 +4,8 @@
 2. create a demo agency at the chosen Mức độ and an enrollment token (admin API);
 3. enroll an agent for this machine, collect its facts, spool and deliver the
    report over HTTP exactly as ``posture-agent run`` does;
-4. print this machine's verdicts against Điều 16–19, in Vietnamese by default.
+4. print this machine's verdicts by article (Điều 16–19 and the related Điều 14
+   and 20), in Vietnamese by default.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import uvicorn
 from collector.app import create_app
 from collector.console import articles_table, failures_table, make_console
 from collector.settings import Settings
+from policies.engine import group_by_article
 from policies.framework import load_framework
-from policies.model import VERDICT_LABELS, ArticleVerdict, Finding, RequirementVerdict
+from policies.model import VERDICT_LABELS, Finding, RequirementVerdict
 
 DEMO_AGENCY = {"code": "DEMO", "name": "Đơn vị trình diễn (demo)"}
 
@@ -56,26 +58,6 @@ def running_collector(settings: Settings, port: int) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-def group_by_article(verdicts: list[RequirementVerdict]) -> list[ArticleVerdict]:
-    from policies.model import combine, count_statuses
-
-    fw = load_framework()
-    out = []
-    for number, title in sorted(fw.articles.items()):
-        reqs = [v for v in verdicts if v.article == number]
-        statuses = [v.status for v in reqs]
-        out.append(
-            ArticleVerdict(
-                article=number,
-                title=title,
-                status=combine(statuses),
-                counts=count_statuses(statuses),
-                requirements=reqs,
-            )
-        )
-    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,11 +128,8 @@ def run(args: argparse.Namespace) -> int:
         ]
         host = admin.get(f"/hosts/{host_id}").raise_for_status().json()
 
-    title = (
-        f"Kết quả đánh giá máy {host['hostname']} theo Điều 16–19, Quy chế 02/2013 (Bình Dương)"
-        if vi else
-        f"Verdicts of {host['hostname']} against Articles 16–19, Quy chế 02/2013 (Bình Dương)"
-    )
+    framework = load_framework()
+    title = f"{framework.title.get(lang)} — {host['hostname']}"
     articles = group_by_article(verdicts)
     console.print(articles_table(articles, title, lang))
     fixes = failures_table(findings, lang)

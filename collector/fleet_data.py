@@ -30,6 +30,9 @@ from collector.models import (
     StoredReport,
     utcnow,
 )
+from collector.parameters import InvalidParameters, effective_parameters
+from collector.settings import Settings
+from policies import engine
 from policies import parameters as policy_parameters
 from policies.exceptions import Waiver, apply_waivers
 from policies.fleet import ApprovedSoftware, FleetHost, SoftwareChange
@@ -43,23 +46,18 @@ log = logging.getLogger(__name__)
 # --- parameters -----------------------------------------------------------------
 
 
-def agency_parameters(agency: Agency) -> Parameters:
-    """The thresholds the agency is evaluated with.
+def agency_parameters(agency: Agency, settings: Settings | None = None) -> Parameters:
+    """The thresholds the agency is evaluated with, as at ingest.
 
-    Uses ``collector.parameters.effective_parameters`` (defaults ← province
-    file ← agency overrides) when that module is present, the policy defaults
-    otherwise.
+    Defaults ← province file ← agency overrides (``collector.parameters``);
+    unusable overrides fall back on the policy defaults here (a read view must
+    not break), where ingest refuses the report.
     """
     try:
-        module = importlib.import_module("collector.parameters")
-        from collector.settings import Settings
-
-        return module.effective_parameters(Settings(), agency)
-    except ModuleNotFoundError:
-        pass
-    except Exception:  # invalid overrides must not break evaluation
+        return effective_parameters(settings or Settings(), agency)
+    except InvalidParameters:
         log.exception("parameters of agency %s unusable; using the defaults", agency.code)
-    return policy_parameters.default_parameters()
+        return policy_parameters.default_parameters()
 
 
 # --- reports --------------------------------------------------------------------
@@ -209,11 +207,12 @@ def fleet_context(
     agency: Agency,
     now: datetime | None = None,
     params: Parameters | None = None,
+    settings: Settings | None = None,
 ) -> FleetHistoryContext:
     """Everything the fleet rules need about ``agency`` at ``now``."""
     assert agency.id is not None
     now = now or utcnow()
-    params = params or agency_parameters(agency)
+    params = params or agency_parameters(agency, settings)
     since = now - timedelta(days=params["fleet"]["software_change_window_days"])
     waivers = agency_waivers(session, agency.id, now)
 
@@ -256,3 +255,14 @@ def fleet_context(
         approved_software=approved_register(session, agency.id),
         backups=backup_history(session, changes),
     )
+
+
+def fleet_findings(
+    session: Session, agency: Agency, now: datetime | None = None, settings: Settings | None = None
+) -> list[Finding]:
+    """The agency's fleet rule results, with its agency-wide waivers applied."""
+    assert agency.id is not None
+    now = now or utcnow()
+    findings = engine.evaluate_fleet(fleet_context(session, agency, now, settings=settings))
+    waivers = agency_waivers(session, agency.id, now)
+    return apply_waivers(findings, waivers, now, None) if waivers else findings

@@ -24,14 +24,15 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from agent.report import SUPPORTED_MAJOR, Report, schema_major
-from collector import crud
+from agent.report import SUPPORTED_MAJOR, Report, SoftwareSection, schema_major
+from collector import crud, history
 from collector.models import Agency, Host
 from collector.parameters import InvalidParameters, effective_parameters
 from collector.security import AgentContext
 from collector.settings import Settings
 from policies import engine
-from policies.model import VERDICTS
+from policies.model import VERDICTS, HostEvaluation
+from policies.parameters import Parameters
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
@@ -168,6 +169,17 @@ def _existing(session: Session, report_id: uuid.UUID, host_id: int) -> IngestRes
     return IngestResult(status="duplicate", report_id=report_id, host_id=host_id)
 
 
+def evaluate_report(
+    report: Report, software: SoftwareSection, host: Host, agency: Agency, params: Parameters
+) -> HostEvaluation:
+    """Evaluate a report as ingest does: on the host's full software inventory
+    (``software``, reconstructed from deltas), with the role set at enrollment.
+    Also used to re-evaluate stored reports (collector/reevaluate.py)."""
+    evaluated = report.model_copy(update={"software": software})
+    role = host.role if host.role and host.role != "unknown" else None
+    return engine.evaluate_host(evaluated, agency.level, role, params=params)
+
+
 def store_report(
     session: Session, agent: AgentContext, report: Report, *, settings: Settings | None = None
 ) -> IngestResult:
@@ -205,14 +217,12 @@ def store_report(
         except crud.InvalidInventory as exc:
             raise IngestError(422, str(exc)) from exc
 
-        # Checks see the reconstructed full inventory; the body is stored as received.
-        evaluated = report.model_copy(update={"software": software.section})
-        role = host.role if host.role and host.role != "unknown" else None
         try:
             params = effective_parameters(settings or Settings(), agency)
         except InvalidParameters as exc:
             raise IngestError(500, f"collector misconfigured: {exc}") from exc
-        evaluation = engine.evaluate_host(evaluated, agency.level, role, params=params)
+        # Checks see the reconstructed full inventory; the body is stored as received.
+        evaluation = evaluate_report(report, software.section, host, agency, params)
 
         crud.add_report(
             session,
@@ -244,6 +254,12 @@ def store_report(
         session.rollback()
         raise
 
+    # Best effort, after the commit: never fails the ingest, at most one per interval.
+    history.snapshot_after_ingest(
+        session,
+        agent.agency_id,
+        min_interval_minutes=(settings or Settings()).snapshot_min_interval_minutes,
+    )
     counts = Counter(f.status for f in evaluation.findings)
     return IngestResult(
         status="accepted",

@@ -40,10 +40,14 @@ class Settings(BaseSettings):
         default=None,
         description="Bearer token of the admin/read API; the admin API is disabled when unset.",
     )
-    host_silent_after_hours: int = Field(
-        default=48,
-        gt=0,
-        description="A host that has not reported for this long counts as silent.",
+    # A host's silence threshold is the policy parameter fleet.max_silence_hours.
+    snapshot_min_interval_minutes: float = Field(
+        default=60,
+        ge=0,
+        description=(
+            "Compliance history: after an ingest, an agency's verdicts per article are "
+            "recorded at most once per this many minutes (0: after every report)."
+        ),
     )
     max_evidence_bytes: int = Field(
         default=DEFAULT_MAX_EVIDENCE_BYTES,

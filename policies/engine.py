@@ -312,11 +312,11 @@ def _by_article(fw: Framework, verdicts: list[RequirementVerdict]) -> list[Artic
     return articles
 
 
-def host_articles(
-    evaluation: HostEvaluation, framework: str = DEFAULT_FRAMEWORK
+def group_by_article(
+    verdicts: list[RequirementVerdict], framework: str = DEFAULT_FRAMEWORK
 ) -> list[ArticleVerdict]:
-    """One host's verdicts grouped by article."""
-    return _by_article(load_framework(framework), evaluation.requirements)
+    """Requirement verdicts (of a host or an agency) grouped under their articles."""
+    return _by_article(load_framework(framework), verdicts)
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from agent.report import (
     AuthSection,
     BackupEvidence,
     BackupSection,
+    DatabaseSection,
+    DatabaseServer,
     EncryptedVolume,
     EncryptionSection,
     FirewallBackend,
@@ -25,8 +27,10 @@ from agent.report import (
     Package,
     PatchesSection,
     PendingUpdate,
+    RemoteMount,
     Report,
     SoftwareSection,
+    StorageSection,
 )
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -99,6 +103,27 @@ def healthy_sections(now: datetime = NOW) -> dict[str, Any]:
                 )
             ],
             newest_backup_at=now - timedelta(days=1),
+        ),
+        "databases": DatabaseSection(
+            servers=[
+                DatabaseServer(
+                    engine="postgresql", version="15", running=True,
+                    listen_addresses=["127.0.0.1", "::1"], network_exposed=False,
+                    config_files=[
+                        "/etc/postgresql/15/main/postgresql.conf",
+                        "/etc/postgresql/15/main/pg_hba.conf",
+                    ],
+                )
+            ]
+        ),
+        "storage": StorageSection(
+            remote_mounts=[
+                RemoteMount(source="nas01.binhduong.gov.vn:/export/data", mountpoint="/srv/data",
+                            fstype="nfs4")
+            ],
+            iscsi_sessions=2,
+            multipath_devices=1,
+            fc_hosts=0,
         ),
     }
 

@@ -79,6 +79,8 @@ class _Found:
     unreadable: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     version: str | None = None
+    # False when the main configuration file could not be read: listen is then unknown.
+    config_known: bool = True
 
 
 def _add(items: list[str], *values: str) -> None:
@@ -311,6 +313,7 @@ def postgresql(ctx: ProbeContext) -> list[tuple[_Found, str | None]]:
         found = _Found()
         settings = _pg_settings(ctx, cluster.conf, found)
         if cluster.conf in found.unreadable:
+            found.config_known = False
             out.append((found, cluster.version))
             continue
         data_dir = settings.get("data_directory") or cluster.data_dir
@@ -500,6 +503,11 @@ def _acl_default_password(words: list[str]) -> bool | None:
 def redis(ctx: ProbeContext, conf: str) -> _Found:
     found = _Found(port=6379)
     directives = _redis_directives(ctx, conf, found)
+    if conf in found.unreadable:
+        found.config_known = False
+        return found
+    if not ctx.exists(conf):
+        found.notes.append("no configuration file: built-in defaults assumed")
     has_password: bool | None = None
     protected = True
     bind: list[str] | None = None
@@ -590,9 +598,12 @@ def _dig(data: dict[str, object], *keys: str) -> str | None:
 def mongodb(ctx: ProbeContext) -> _Found:
     found = _Found(port=27017)
     text = _read(ctx, "/etc/mongod.conf", found)
-    if text is None:
-        found.listen = ["127.0.0.1"]
+    if "/etc/mongod.conf" in found.unreadable:
+        found.config_known = False
         return found
+    if text is None:
+        found.notes.append("no /etc/mongod.conf: built-in defaults assumed")
+        text = ""
     if re.search(r"^\s*\w+\s*=", text, re.M) and not re.search(r"^\s*\w+\s*:", text, re.M):
         # pre-2.6 "key = value" format (Debian's old mongodb package)
         values = {
@@ -684,11 +695,13 @@ def _server(
 ) -> DatabaseServer:
     is_running = None if running is None else bool(set(PROCESS_NAMES[engine]) & running)
     listen = found.listen
+    known = found.config_known
     if is_running and sockets is not None:
         live = _sockets_of(engine, found.port, sockets)
         if live:
             listen = sorted({s.address for s in live}, key=lambda a: (":" in a, a))
-            if exposed(listen) != exposed(found.listen):
+            known = True
+            if found.config_known and exposed(listen) != exposed(found.listen):
                 notes.append(
                     f"{engine}: live sockets ({', '.join(listen)}) differ from the "
                     f"configuration ({', '.join(found.listen) or 'local socket only'})"
@@ -702,7 +715,7 @@ def _server(
         version=version or _version(ctx, engine, notes),
         running=is_running,
         listen_addresses=listen,
-        network_exposed=None if found.unreadable and not found.files else exposed(listen),
+        network_exposed=exposed(listen) if known else None,
         auth_issues=found.issues,
         config_files=found.files,
         unreadable_files=found.unreadable,
@@ -736,11 +749,7 @@ def probe(ctx: ProbeContext) -> DatabaseSection:
     redis_conf = next((p for p in REDIS_CONFS if ctx.exists(p)), None)
     redis_bin = ctx.exists("/usr/bin/redis-server") or ctx.exists("/usr/sbin/redis-server")
     if redis_bin or "redis-server" in procs:
-        if redis_conf is not None:
-            candidates.append(("redis", redis(ctx, redis_conf), None))
-        else:
-            notes.append("redis: no configuration file: built-in defaults assumed")
-            candidates.append(("redis", redis(ctx, REDIS_CONFS[0]), None))
+        candidates.append(("redis", redis(ctx, redis_conf or REDIS_CONFS[0]), None))
     elif redis_conf is not None:
         notes.append("redis: configuration found but no server binary (package removed?)")
 

@@ -3,7 +3,10 @@
 from fastapi import APIRouter
 
 from collector.routes import agencies, attestations, enroll, health, hosts, reports, waivers
+from collector.routes import fleet as fleet_routes
+from collector.routes import history as history_routes
 from collector.routes import parameters as agency_parameters
+from collector.routes import software_register as register_routes
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(enroll.router)
@@ -13,5 +16,8 @@ api_router.include_router(hosts.router)
 api_router.include_router(attestations.router)
 api_router.include_router(waivers.router)
 api_router.include_router(agency_parameters.router)
+api_router.include_router(register_routes.router)
+api_router.include_router(fleet_routes.router)
+api_router.include_router(history_routes.router)
 
 __all__ = ["api_router", "health"]

@@ -302,9 +302,13 @@ def upload_evidence(
     return _evidence_public(info)
 
 
+_D_STROKE = str.maketrans({"đ": "d", "Đ": "D"})  # no decomposition in Unicode
+
+
 def content_disposition(filename: str) -> str:
     """``attachment`` with an ASCII fallback name and the exact UTF-8 name (RFC 6266/5987)."""
-    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    ascii_name = unicodedata.normalize("NFKD", filename.translate(_D_STROKE))
+    ascii_name = ascii_name.encode("ascii", "ignore").decode()
     ascii_name = "".join(
         ch if ch.isalnum() or ch in " ._-()[]" else "_" for ch in ascii_name
     ).strip() or "evidence"

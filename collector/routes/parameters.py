@@ -78,7 +78,7 @@ def put_parameters(
     try:
         overrides = validate_overrides(body, base)
     except InvalidParameters as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from exc
+        raise HTTPException(422, detail=str(exc)) from exc
     agency.parameters = overrides  # a new object, so the JSON column is marked dirty
     session.add(agency)
     session.commit()

@@ -53,6 +53,7 @@ async def submit_report(
             raw,
             content_encoding=request.headers.get("content-encoding"),
             max_bytes=settings.max_body_bytes,
+            settings=settings,
         )
     except IngestError as exc:
         if exc.code is not None:

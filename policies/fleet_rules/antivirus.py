@@ -10,7 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from policies.fleet import FleetContext, FleetHost
+from policies.model import Text
 from policies.registry import Outcome, failed, fleet_rule, passed, undetermined
+
+UNKNOWN_LABEL = Text(vi="chưa xác định", en="unknown")
+WAIVED_LABEL = Text(vi="được miễn trừ", en="waived")
+
+
+def listing(*parts: tuple[Text, list[str]]) -> Text:
+    """``"; label: a, b"`` for each non-empty list, in each language ("" when all are empty)."""
+    kept = [(label, names) for label, names in parts if names]
+    return Text(
+        vi="".join(f"; {label.vi}: {', '.join(names)}" for label, names in kept),
+        en="".join(f"; {label.en}: {', '.join(names)}" for label, names in kept),
+    )
 
 
 @dataclass
@@ -31,6 +44,7 @@ class Coverage:
             "unknown": self.unknown,
             "waived": self.waived,
             "share": round(100 * len(self.passing) / self.total) if self.total else 0,
+            "others": listing((UNKNOWN_LABEL, self.unknown), (WAIVED_LABEL, self.waived)),
         }
 
 

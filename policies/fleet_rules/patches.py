@@ -8,9 +8,13 @@ report must have let the pending-security-update check reach a verdict.
 from __future__ import annotations
 
 from policies.fleet import FleetContext
+from policies.fleet_rules.antivirus import listing
+from policies.model import Text
 from policies.registry import Outcome, failed, fleet_rule, passed, undetermined
 
 CHECK_ID = "patch_security_pending"
+SILENT = Text(vi="không gửi báo cáo quá {hours} giờ", en="silent for over {hours} hours")
+UNCHECKED = Text(vi="chưa xác định được bản vá đang chờ", en="pending patches undetermined")
 
 
 @fleet_rule("fleet_patch_coverage")
@@ -36,6 +40,10 @@ def fleet_patch_coverage(ctx: FleetContext) -> Outcome:
         "silent": silent,
         "unchecked": unchecked,
         "max_hours": limit_h,
+        "gaps": listing(
+            (Text(vi=SILENT.vi.format(hours=limit_h), en=SILENT.en.format(hours=limit_h)), silent),
+            (UNCHECKED, unchecked),
+        ),
     }
     if silent or unchecked:
         return failed("gaps", **params)

@@ -212,7 +212,7 @@ def test_host_compliance(api, agent, report_factory, insecure, admin_headers) ->
     assert verdicts["D19.1.a"]["status"] == "pass"
     assert verdicts["D18.1.a"]["status"] == "pass"
     assert verdicts["D19.1.a"]["article"] == 19
-    assert verdicts["D19.1.a"]["check_ids"] == ["av_installed"]
+    assert verdicts["D19.1.a"]["check_ids"][0] == "av_installed"  # then its fleet rule
 
     assert api.post_report(agent, report_factory(**insecure)).status_code == 201
     r = api.client.get(f"/api/v1/hosts/{agent.host_id}/compliance", headers=admin_headers)
@@ -230,7 +230,8 @@ def test_agency_compliance_by_article(api, report_factory, insecure, admin_heade
     r = api.client.get(f"/api/v1/agencies/{agency['id']}/compliance", headers=admin_headers)
     assert r.status_code == 200
     articles = {a["article"]: a for a in r.json()}
-    assert sorted(articles) == [16, 17, 18, 19]
+    assert sorted(articles) == sorted(load_framework().articles)
+    assert {16, 17, 18, 19} <= set(articles)
     reqs = {q["requirement_id"]: q for q in articles[19]["requirements"]}
     assert reqs["D19.1.a"]["status"] == "pass"
     assert articles[19]["status"] != "fail"

@@ -45,8 +45,9 @@ def test_agent_enrolls_collects_and_gets_verdicts(collector, tmp_path):
         assert f["evidence"]["vi"] and f["remediation"]["vi"]
 
     compliance = api.get(f"/agencies/{agency['id']}/compliance").json()
-    assert [a["article"] for a in compliance] == [16, 17, 18, 19]
-    d19 = {r["requirement_id"]: r for r in compliance[3]["requirements"]}
+    articles = {a["article"]: a for a in compliance}
+    assert {16, 17, 18, 19} <= set(articles)
+    d19 = {r["requirement_id"]: r for r in articles[19]["requirements"]}
     assert d19["D19.1.a"]["status"] in ("pass", "fail", "unknown")
     assert d19["D19.1.a"]["evidence"], "an evaluated requirement carries evidence"
 
