@@ -1,6 +1,6 @@
 """The facts agency-wide (fleet) rules judge, gathered from the collector's database.
 
-:func:`fleet_context` builds a :class:`policies.fleet_rules.software.FleetHistoryContext`
+:func:`fleet_context` builds a :class:`policies.fleet.FleetContext`
 (a :class:`policies.fleet.FleetContext` with each host's backup history) for
 one agency: its hosts with role, enrollment and last contact, their latest
 findings (with the waivers in force), their latest report rebuilt from the
@@ -35,8 +35,13 @@ from collector.settings import Settings
 from policies import engine
 from policies import parameters as policy_parameters
 from policies.exceptions import Waiver, apply_waivers
-from policies.fleet import ApprovedSoftware, FleetHost, SoftwareChange
-from policies.fleet_rules.software import BackupObservation, FleetHistoryContext
+from policies.fleet import (
+    ApprovedSoftware,
+    BackupObservation,
+    FleetContext,
+    FleetHost,
+    SoftwareChange,
+)
 from policies.model import Finding
 from policies.parameters import Parameters
 
@@ -208,7 +213,7 @@ def fleet_context(
     now: datetime | None = None,
     params: Parameters | None = None,
     settings: Settings | None = None,
-) -> FleetHistoryContext:
+) -> FleetContext:
     """Everything the fleet rules need about ``agency`` at ``now``."""
     assert agency.id is not None
     now = now or utcnow()
@@ -246,7 +251,7 @@ def fleet_context(
             for row in crud.software_changes(session, host.id, since=since)
             if row.collected_at <= now
         ]
-    return FleetHistoryContext(
+    return FleetContext(
         level=agency.level,
         now=now,
         params=params,

@@ -50,6 +50,15 @@ class ApprovedSoftware:
 
 
 @dataclass(frozen=True)
+class BackupObservation:
+    """What one report of a host said about its backups."""
+
+    collected_at: datetime
+    observed: bool  # the report had a backup section with status ok
+    newest_backup_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class FleetContext:
     level: int
     now: datetime
@@ -58,6 +67,8 @@ class FleetContext:
     software_changes: Sequence[SoftwareChange] = ()
     # None: the agency has not declared a register (rules say unknown, not pass)
     approved_software: Sequence[ApprovedSoftware] | None = None
+    # each host's backup facts over its reports, oldest first (host id → observations)
+    backups: Mapping[int, Sequence[BackupObservation]] = field(default_factory=dict)
 
     def param(self, family: str, key: str) -> Any:
         return self.params[family][key]

@@ -8,39 +8,21 @@
 A change's time is the collection time of the report that first showed it
 (the agent does not always know the exact install time).  The backup evidence
 of a change is the ``backup.newest_backup_at`` of the host's latest report
-collected at or before that time; this history is carried by
-:class:`FleetHistoryContext` (a plain :class:`FleetContext` falls back on each
-host's latest report).
+collected at or before that time (``FleetContext.backups``; without that
+history, each host's latest report).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from policies.fleet import FleetContext, SoftwareChange
+from policies.fleet import BackupObservation, FleetContext, SoftwareChange
 from policies.model import Text
 from policies.registry import Outcome, failed, fleet_rule, passed, undetermined
 
 MAX_LISTED = 20  # changes named in an evidence message; the count says how many in all
 REGISTER_HOWTO = "POST /api/v1/agencies/{id}/approved-software[/declare]"
-
-
-@dataclass(frozen=True)
-class BackupObservation:
-    """What one report of a host said about its backups."""
-
-    collected_at: datetime
-    observed: bool  # the report had a backup section with status ok
-    newest_backup_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class FleetHistoryContext(FleetContext):
-    """A fleet context with each host's backup history (host id → observations)."""
-
-    backups: Mapping[int, Sequence[BackupObservation]] = field(default_factory=dict)
 
 
 def recent_installs(ctx: FleetContext) -> list[SoftwareChange]:
@@ -95,7 +77,7 @@ def fleet_software_approved(ctx: FleetContext) -> Outcome:
 
 
 def _observations(ctx: FleetContext, host_id: int) -> Sequence[BackupObservation]:
-    if isinstance(ctx, FleetHistoryContext) and host_id in ctx.backups:
+    if host_id in ctx.backups:
         return ctx.backups[host_id]
     host = next((h for h in ctx.hosts if h.host_id == host_id), None)
     if host is None or host.report is None:

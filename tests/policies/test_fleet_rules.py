@@ -19,8 +19,13 @@ from agent.report import (
 )
 from policies import evaluate_fleet, evaluate_host
 from policies.exceptions import Waiver, apply_waivers
-from policies.fleet import ApprovedSoftware, FleetContext, FleetHost, SoftwareChange
-from policies.fleet_rules.software import BackupObservation, FleetHistoryContext
+from policies.fleet import (
+    ApprovedSoftware,
+    BackupObservation,
+    FleetContext,
+    FleetHost,
+    SoftwareChange,
+)
 from policies.model import Finding
 from policies.parameters import default_parameters
 from tests.factories import NOW, make_report
@@ -55,8 +60,8 @@ def fleet_host(
     )
 
 
-def ctx(hosts: list[FleetHost], cls: type[FleetContext] = FleetContext, **kw: Any) -> FleetContext:
-    return cls(level=3, now=NOW, params=default_parameters(), hosts=hosts, **kw)
+def ctx(hosts: list[FleetHost], **kw: Any) -> FleetContext:
+    return FleetContext(level=3, now=NOW, params=default_parameters(), hosts=hosts, **kw)
 
 
 def rule(context: FleetContext, rule_id: str) -> Finding:
@@ -252,7 +257,7 @@ def test_backup_before_install() -> None:
 
     def judge(history: dict[int, list[BackupObservation]]) -> Finding:
         return rule(
-            ctx(hosts, FleetHistoryContext, software_changes=installs, backups=history),
+            ctx(hosts, software_changes=installs, backups=history),
             "fleet_backup_before_install",
         )
 
