@@ -1,0 +1,1 @@
+"""Network segmentation probes, run by agents on plans the collector assigns."""
