@@ -45,7 +45,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        # evidence files of attestations have their own, larger limit
+        overrides=[
+            (r"/api/v1/attestations/\d+/evidence", settings.max_evidence_bytes + 64 * 1024)
+        ],
+    )
     app.include_router(health.router)
     app.include_router(api_router)
     _document_report_schema(app)

@@ -386,3 +386,19 @@ def test_every_endpoint_needs_the_admin_token(api: Api) -> None:
             r = api.client.request(method, url, headers=headers, **kwargs)
             assert r.status_code == 401, (method, url, r.text)
     assert api.counts() == before
+
+
+def test_evidence_may_exceed_the_report_body_limit_but_not_its_own(make_api) -> None:
+    api = make_api(max_body_bytes=2000, max_evidence_bytes=50_000)
+    agency = api.create_agency()
+    created = _attest(api, agency["id"]).json()
+    ok = _upload(api, created["id"], "scan.pdf", b"%PDF" + b"x" * 20_000, "application/pdf")
+    assert ok.status_code == 201, ok.text
+    too_big = _upload(api, created["id"], "huge.pdf", b"x" * 120_000, "application/pdf")
+    assert too_big.status_code == 413
+    # every other route keeps the general limit
+    r = api.client.post(
+        "/api/v1/agencies", json={"code": "X" * 3000, "name": "n", "level": 1},
+        headers=ADMIN_HEADERS,
+    )
+    assert r.status_code == 413
