@@ -122,6 +122,69 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_netprobe(args: argparse.Namespace) -> int:
+    from agent.client import (
+        CredentialRejected,
+        ProbeExchangeError,
+        fetch_probe_plan,
+        post_probe_results,
+    )
+    from agent.netprobe.plan import ProbePlan
+    from agent.netprobe.runner import ProbeError, run_plan
+
+    def enrolled() -> tuple[AgentConfig, Enrollment] | None:
+        config = _load_config(args)
+        enrollment = Enrollment.load(config.state_dir)
+        if enrollment is None:
+            print(
+                f"error: this host is not enrolled (no {Enrollment.path(config.state_dir)})",
+                file=sys.stderr,
+            )
+            return None
+        return config, enrollment
+
+    agent: tuple[AgentConfig, Enrollment] | None = None
+    if args.plan:
+        try:
+            plan = ProbePlan.model_validate_json(args.plan.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot read the probe plan {args.plan}: {exc}", file=sys.stderr)
+            return 2
+    else:
+        if (agent := enrolled()) is None:
+            return 2
+        try:
+            fetched = fetch_probe_plan(agent[1], agent[0])
+        except (ProbeExchangeError, CredentialRejected) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        if fetched is None:
+            print("no probe plan for this agent")
+            return 0
+        plan = fetched
+    try:
+        results = run_plan(plan, method=args.method)
+    except ProbeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        sys.stdout.write(results.model_dump_json(indent=2) + "\n")
+        return 0
+    if agent is None and (agent := enrolled()) is None:
+        return 2
+    try:
+        post_probe_results(agent[1], agent[0], results)
+    except (ProbeExchangeError, CredentialRejected) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    ports = sum(len(r.ports) for r in results.results)
+    print(
+        f"probe plan {plan.plan_id}: {len(results.results)} target(s), {ports} port(s) "
+        f"probed by {results.method}, {len(results.refused)} refused; results delivered"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posture-agent", description="Security posture agent (Quy chế 02/2013, Điều 16–19)."
@@ -153,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of the report (docs/)")
     p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("netprobe", help="run this agent's segmentation probe plan")
+    p.add_argument("--method", choices=["auto", "syn", "connect"], default="auto",
+                   help="syn needs root and scapy; auto picks syn when it can")
+    p.add_argument("--plan", type=Path, help="read the plan from a JSON file, not the collector")
+    p.add_argument("--dry-run", action="store_true", help="print the results, do not send them")
+    p.set_defaults(func=cmd_netprobe)
     return parser
 
 

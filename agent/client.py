@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 import socket
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from agent.config import AgentConfig, Enrollment
+from agent.netprobe.plan import ProbePlan, ProbeResults
 from agent.report import HostIdentity
 from agent.spool import Spool
 
@@ -155,3 +157,60 @@ def flush(spool: Spool, enrollment: Enrollment, config: AgentConfig) -> FlushRes
                 return result
     result.remaining = spool.depth()
     return result
+
+
+# --- segmentation probe plans ---------------------------------------------------------
+
+log = logging.getLogger(__name__)
+
+
+class ProbeExchangeError(Exception):
+    """The collector could not be reached or refused a probe plan exchange."""
+
+
+def _agent_headers(enrollment: Enrollment) -> dict[str, str]:
+    return {"Authorization": f"Bearer {enrollment.credential}", "User-Agent": user_agent()}
+
+
+def fetch_probe_plan(enrollment: Enrollment, config: AgentConfig) -> ProbePlan | None:
+    """This agent's probe plan; None when the collector has none for it (404/409/204)."""
+    url = f"{enrollment.collector_url}{API}/agent/probe-plan"
+    try:
+        response = httpx.get(
+            url, headers=_agent_headers(enrollment), timeout=TIMEOUT, verify=_verify(config)
+        )
+    except httpx.HTTPError as exc:
+        raise ProbeExchangeError(f"collector unreachable: {exc}") from exc
+    if response.status_code == 401:
+        raise CredentialRejected(_detail(response))
+    if response.status_code in (404, 409):
+        log.info("no probe plan for this agent: %s", _detail(response))
+        return None
+    if response.status_code == 204:
+        log.info("no probe plan for this agent (HTTP 204)")
+        return None
+    if response.status_code != 200:
+        raise ProbeExchangeError(f"probe plan refused: {_detail(response)}")
+    try:
+        return ProbePlan.model_validate(response.json())
+    except ValueError as exc:  # invalid JSON or pydantic ValidationError
+        raise ProbeExchangeError(f"invalid probe plan from the collector: {exc}") from exc
+
+
+def post_probe_results(enrollment: Enrollment, config: AgentConfig, results: ProbeResults) -> None:
+    """Deliver the results of a probe plan."""
+    url = f"{enrollment.collector_url}{API}/agent/probe-results"
+    try:
+        response = httpx.post(
+            url,
+            content=results.model_dump_json(),
+            headers=_agent_headers(enrollment) | {"Content-Type": "application/json"},
+            timeout=TIMEOUT,
+            verify=_verify(config),
+        )
+    except httpx.HTTPError as exc:
+        raise ProbeExchangeError(f"collector unreachable: {exc}") from exc
+    if response.status_code == 401:
+        raise CredentialRejected(_detail(response))
+    if response.status_code not in (200, 201, 202, 204):
+        raise ProbeExchangeError(f"probe results refused: {_detail(response)}")

@@ -150,6 +150,111 @@ def cmd_reevaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _zone_cidrs(session: Session, agency_id: int) -> list[str] | None:
+    """The CIDRs of the agency's declared zones; None without a network model."""
+    try:
+        from collector import network
+    except ImportError:  # the network model is not installed in this build
+        return None
+    zones = network.zones(session, agency_id)
+    if not zones:
+        return None
+    return [cidr for zone in zones for cidr in zone.cidrs]
+
+
+def cmd_discover(args: argparse.Namespace, settings: Settings) -> int:
+    """Sweep an agency's zones with nmap; store live hosts and flag the unmanaged ones."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    from collector.models import utcnow
+    from collector.scanner import discovery
+
+    console = Console(stderr=True)
+    with _session(settings) as session:
+        agency = crud.get_agency_by_code(session, args.agency)
+        if agency is None or agency.id is None:
+            print(f"error: no agency with code {args.agency!r}", file=sys.stderr)
+            return 1
+        declared = _zone_cidrs(session, agency.id)
+        requested = args.cidr or declared
+        if not requested:
+            print(
+                "lỗi: đơn vị chưa khai báo mô hình mạng; hãy chỉ rõ --cidr / "
+                "error: the agency has no network model; give --cidr",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            networks = discovery.parse_cidrs(requested)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if declared is not None:
+            outside = discovery.outside_zones(networks, declared)
+            if outside:
+                print(
+                    "lỗi: các dải sau nằm ngoài các vùng mạng đã khai báo của đơn vị / "
+                    "error: these networks are outside the agency's declared zones: "
+                    + ", ".join(map(str, outside)),
+                    file=sys.stderr,
+                )
+                return 2
+        cidrs = [str(n) for n in networks]
+        labels = {
+            "sweep": "Quét tìm máy đang hoạt động / ping sweep",
+            "ports": "Quét cổng phổ biến / top-ports scan",
+        }
+        started = utcnow()
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=args.quiet,
+        ) as bar:
+            tasks: dict[str, int] = {}
+
+            def report(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(labels.get(phase, phase), total=max(total, 1))
+                bar.update(tasks[phase], completed=done if total else 1)
+
+            try:
+                hosts = discovery.discover(cidrs, top_ports=args.top_ports, progress=report)
+            except (discovery.DiscoveryError, ValueError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+        scan = discovery.store_scan(
+            session, agency.id, cidrs, hosts, started_at=started, source="collector"
+        )
+        index = discovery.host_index(session, agency.id)
+
+    table = Table(title=f"{agency.code}: {', '.join(cidrs)}")
+    for column in ("Địa chỉ / Address", "MAC", "Cổng mở / Open ports", "Tác tử / Agent"):
+        table.add_column(column)
+    unmanaged = 0
+    for h in hosts:
+        host_id = index.match(h.address, h.mac)
+        unmanaged += host_id is None
+        table.add_row(
+            h.address,
+            h.mac or "",
+            ", ".join(f"{p}/{n}" + (f" ({s})" if s else "") for p, n, s in h.open_ports),
+            index.hostnames.get(host_id, str(host_id))
+            if host_id is not None
+            else "[bold red]không được quản lý / unmanaged[/]",
+        )
+    Console().print(table)
+    print(
+        f"scan {scan.id}: {len(hosts)} máy đang hoạt động / live host(s), "
+        f"{unmanaged} không được quản lý / unmanaged"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from collector.demo import main as demo_main
 
@@ -209,6 +314,20 @@ def build_parser() -> argparse.ArgumentParser:
     cov.add_argument("--json", action="store_true", help="print the rows as JSON")
     cov.add_argument("--framework", default=None, help="framework id (default: Bình Dương)")
     cov.set_defaults(func=cmd_coverage)
+
+    disc = sub.add_parser(
+        "discover", help="sweep an agency's networks with nmap (live hosts, open ports)"
+    )
+    disc.add_argument("--agency", required=True, metavar="CODE")
+    disc.add_argument(
+        "--cidr",
+        action="append",
+        default=None,
+        help="network to sweep (repeatable; default: the agency's declared zones)",
+    )
+    disc.add_argument("--top-ports", type=int, default=100, help="most common ports to scan")
+    disc.add_argument("--quiet", action="store_true", help="no progress bar")
+    disc.set_defaults(func=cmd_discover)
 
     reeval = sub.add_parser(
         "reevaluate", help="evaluate stored reports again with the current policies"

@@ -38,11 +38,13 @@ from policies.exceptions import Waiver, apply_waivers
 from policies.fleet import (
     ApprovedSoftware,
     BackupObservation,
+    DiscoveredDevice,
     FleetContext,
     FleetHost,
     SoftwareChange,
 )
 from policies.model import Finding
+from policies.network_model import NetworkFacts
 from policies.parameters import Parameters
 
 log = logging.getLogger(__name__)
@@ -207,6 +209,24 @@ def backup_history(
 # --- the context ------------------------------------------------------------------
 
 
+def _network_facts(session: Session, agency: Agency, now: datetime) -> NetworkFacts | None:
+    """The declared network model and latest probe results (collector.network)."""
+    from collector import network
+
+    try:
+        return network.network_facts(session, agency, now)
+    except Exception:  # the network facts must never break the fleet view
+        log.exception("could not gather the network facts of agency %s", agency.code)
+        return None
+
+
+def discovered_devices(session: Session, agency_id: int) -> list[DiscoveredDevice] | None:
+    """Live hosts of the agency's latest discovery scan (None: never scanned)."""
+    from collector.scanner.discovery import discovered_devices as from_scan
+
+    return from_scan(session, agency_id)
+
+
 def fleet_context(
     session: Session,
     agency: Agency,
@@ -259,6 +279,8 @@ def fleet_context(
         software_changes=changes,
         approved_software=approved_register(session, agency.id),
         backups=backup_history(session, changes),
+        network=_network_facts(session, agency, now),
+        discovered=discovered_devices(session, agency.id),
     )
 
 

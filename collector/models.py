@@ -310,3 +310,97 @@ class ComplianceSnapshot(SQLModel, table=True):
     framework_id: str = Field(max_length=64)
     framework_hash: str = Field(max_length=64, description="Hash of the policies in force.")
     trigger: str = Field(default="ingest", max_length=32)  # ingest | reevaluate | manual
+
+
+# --- discovery ------------------------------------------------------------------
+
+
+class DiscoveryScan(SQLModel, table=True):
+    """One discovery sweep (nmap ping sweep + top ports) of some of an agency's networks."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    started_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True, index=True)
+    cidrs: list[str] = Field(default_factory=list, sa_type=JSON)
+    live_count: int = 0
+    source: str = Field(default="collector", max_length=64)  # collector | agent:<host_id>
+
+
+class DiscoveredHost(SQLModel, table=True):
+    """A live address found by a discovery scan; ``matched_host_id`` is its enrolled agent."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    scan_id: int = Field(foreign_key="discoveryscan.id", index=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    address: str = Field(max_length=64)
+    mac: str | None = Field(default=None, max_length=32)
+    hostname: str | None = Field(default=None, max_length=255)
+    # [[proto, port, service], …]
+    open_ports: list[list[Any]] = Field(default_factory=list, sa_type=JSON)
+    matched_host_id: int | None = Field(default=None, foreign_key="host.id", index=True)
+
+
+# --- network model ----------------------------------------------------------------
+
+
+class Zone(SQLModel, table=True):
+    """A network zone an agency declares (Điều 18 khoản 2): its kind and address ranges.
+
+    ``probe_addresses`` are addresses inside the zone without an agent (a
+    firewall, an appliance) that probes from other zones should try too.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("agency_id", "name", name="uq_zone_agency_name"),
+        CheckConstraint(
+            "kind IN ('outside', 'dmz', 'server', 'internal', 'custom')", name="ck_zone_kind"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    name: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    cidrs: list[str] = Field(default_factory=list, sa_type=JSON)
+    probe_addresses: list[str] = Field(default_factory=list, sa_type=JSON)
+    created_at: datetime = _ts()
+
+
+class AllowedFlow(SQLModel, table=True):
+    """A flow the agency allows between two of its zones (by zone name)."""
+
+    __table_args__ = (
+        CheckConstraint("protocol IN ('tcp', 'udp')", name="ck_allowedflow_protocol"),
+        CheckConstraint("port >= 1 AND port <= 65535", name="ck_allowedflow_port"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    src_zone: str = Field(max_length=64)
+    dst_zone: str = Field(max_length=64)
+    protocol: str = Field(default="tcp", max_length=8)
+    port: int
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class ProbeRun(SQLModel, table=True):
+    """A probe plan issued to an agent and, once posted, its results.
+
+    ``plan`` is the issued ``ProbePlan`` (its targets bound what results are
+    kept); ``results`` is the ``ProbeResults`` as kept, None until posted.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    plan_id: uuid.UUID = Field(unique=True, index=True)
+    host_id: int = Field(foreign_key="host.id", index=True)
+    source_zone: str = Field(max_length=64)
+    source_address: str | None = Field(default=None, max_length=64)
+    method: str | None = Field(default=None, max_length=16)
+    issued_at: datetime = _ts()
+    started_at: datetime | None = _ts(nullable=True)
+    finished_at: datetime | None = _ts(nullable=True)
+    received_at: datetime | None = _ts(nullable=True, index=True)
+    plan: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    results: dict[str, Any] | None = Field(default=None, sa_type=JSON, nullable=True)

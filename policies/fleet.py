@@ -10,6 +10,7 @@ from typing import Any
 
 from agent.report import Report
 from policies.model import Finding
+from policies.network_model import NetworkFacts
 from policies.parameters import Parameters
 
 
@@ -59,6 +60,18 @@ class BackupObservation:
 
 
 @dataclass(frozen=True)
+class DiscoveredDevice:
+    """A live address of the agency's latest discovery scan (nmap)."""
+
+    address: str
+    mac: str | None = None
+    hostname: str | None = None
+    open_ports: tuple[tuple[str, int, str], ...] = ()  # (proto, port, service)
+    host_id: int | None = None  # the enrolled agent at this address/MAC; None: unmanaged
+    scanned_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class FleetContext:
     level: int
     now: datetime
@@ -69,6 +82,10 @@ class FleetContext:
     approved_software: Sequence[ApprovedSoftware] | None = None
     # each host's backup facts over its reports, oldest first (host id → observations)
     backups: Mapping[int, Sequence[BackupObservation]] = field(default_factory=dict)
+    # live hosts of the latest discovery scan; None: the agency was never scanned
+    discovered: Sequence[DiscoveredDevice] | None = None
+    # the declared network model and the latest probe results (None: no model declared)
+    network: NetworkFacts | None = None
 
     def param(self, family: str, key: str) -> Any:
         return self.params[family][key]

@@ -49,6 +49,11 @@ class FakeRunner(CommandRunner):
     def ran(self, prefix: str) -> bool:
         return any(" ".join(argv).startswith(prefix) for argv, _ in self.calls)
 
+    @property
+    def argvs(self) -> list[tuple[str, ...]]:
+        """The command lines run so far, in order, without their timeouts."""
+        return [argv for argv, _ in self.calls]
+
 
 class ForbiddenRunner(CommandRunner):
     """For probes or modes that must not run any command."""
@@ -71,11 +76,19 @@ def write(root: Path, absolute: str, content: str | bytes = "", mode: int | None
 
 
 def make_root(
-    tmp_path: Path, files: Mapping[str, str | bytes] | None = None, bins: Sequence[str] = ()
+    tmp_path: Path,
+    files: Mapping[str, str | bytes] | None = None,
+    bins: Sequence[str] = (),
+    dirs: Sequence[str] = (),
 ) -> Path:
-    """A fake filesystem root with the given files and (empty, executable) binaries."""
+    """A fake filesystem root with the given files, (empty, executable) binaries and dirs.
+
+    The root is ``tmp_path / "root"``; ``tmp_path`` itself is created if needed.
+    """
     root = tmp_path / "root"
-    root.mkdir(exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    for directory in dirs:
+        (root / directory.lstrip("/")).mkdir(parents=True, exist_ok=True)
     for binary in bins:
         write(root, binary, "#!/bin/sh\n", mode=0o755)
     for absolute, content in (files or {}).items():
@@ -85,6 +98,20 @@ def make_root(
 
 def set_mtime(path: Path, when: datetime) -> None:
     os.utime(path, (when.timestamp(), when.timestamp()))
+
+
+def deny(ctx: ProbeContext, *paths: str) -> ProbeContext:
+    """Make files unreadable through ``ctx.read_text``, as for a non-root agent.
+
+    The tests may well run as root, so chmod would not do.  Returns ``ctx``.
+    """
+    original = ctx.read_text
+
+    def read_text(absolute: str, limit: int = 4 * 1024 * 1024) -> str | None:
+        return None if absolute in paths else original(absolute, limit)
+
+    ctx.read_text = read_text  # type: ignore[method-assign]
+    return ctx
 
 
 def ctx_for(

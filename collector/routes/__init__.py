@@ -3,8 +3,10 @@
 from fastapi import APIRouter
 
 from collector.routes import agencies, attestations, enroll, health, hosts, reports, waivers
+from collector.routes import discovery as discovery_routes
 from collector.routes import fleet as fleet_routes
 from collector.routes import history as history_routes
+from collector.routes import network as network_routes
 from collector.routes import parameters as agency_parameters
 from collector.routes import software_register as register_routes
 
@@ -19,5 +21,8 @@ api_router.include_router(agency_parameters.router)
 api_router.include_router(register_routes.router)
 api_router.include_router(fleet_routes.router)
 api_router.include_router(history_routes.router)
+api_router.include_router(network_routes.admin_router)
+api_router.include_router(network_routes.agent_router)
+api_router.include_router(discovery_routes.router)
 
 __all__ = ["api_router", "health"]

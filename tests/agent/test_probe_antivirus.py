@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import shutil
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,14 +16,18 @@ from agent.probes.antivirus import (
     parse_mdatp_health,
     probe,
 )
-from agent.probes.base import (
-    CommandResult,
-    CommandRunner,
-    CommandTimeout,
-    ProbeContext,
-    ToolMissing,
-)
+from agent.probes.base import CommandTimeout, ProbeContext
 from agent.report import AntivirusProduct, AntivirusSection
+from tests.probekit import (
+    FakeRunner,
+    ForbiddenRunner,
+    ctx_for,
+    deny,
+    make_root,
+    result,
+    set_mtime,
+    write,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "antivirus"
 CLAMD_CONF = (FIXTURES / "etc/clamav/clamd.conf").read_text()
@@ -68,45 +70,6 @@ def cvd_header(
     return ":".join(fields).encode().ljust(512, b" ") + body
 
 
-class FakeRunner(CommandRunner):
-    """Canned results by executable name; anything unlisted is 'not installed'."""
-
-    def __init__(self, responses: dict[str, CommandResult | Exception] | None = None) -> None:
-        super().__init__()
-        self.responses = responses or {}
-        self.calls: list[tuple[str, ...]] = []
-
-    def run(self, argv: Sequence[str], timeout: float | None = None) -> CommandResult:
-        self.calls.append(tuple(argv))
-        response = self.responses.get(argv[0])
-        if response is None:
-            raise ToolMissing(argv[0])
-        if isinstance(response, Exception):
-            raise response
-        return response
-
-
-class DenyingContext(ProbeContext):
-    """Simulates files a non-root agent may not read (tests run as root, so chmod won't do)."""
-
-    denied: tuple[str, ...] = ()
-
-    def read_text(self, absolute: str, limit: int = 4 * 1024 * 1024) -> str | None:
-        if absolute in self.denied:
-            return None
-        return super().read_text(absolute, limit)
-
-
-def write(root: Path, absolute: str, content: str | bytes = "") -> Path:
-    path = root / absolute.lstrip("/")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content)
-    return path
-
-
 def clamav_root(
     tmp_path: Path,
     *,
@@ -133,16 +96,9 @@ def clamav_root(
     return tmp_path
 
 
-def ctx_for(
-    root: Path, processes: set[str] | None, runner: CommandRunner | None = None, **kw: object
-) -> ProbeContext:
-    return ProbeContext(
-        root=root,
-        runner=runner or FakeRunner(),
-        live=processes is not None,
-        process_names=(lambda: set(processes)) if processes is not None else None,
-        **kw,  # type: ignore[arg-type]
-    )
+def offline(root: Path) -> ProbeContext:
+    """An alternate root: not live and no process list at all (running state unknown)."""
+    return ProbeContext(root=root, runner=ForbiddenRunner(), live=False)
 
 
 def only(section: AntivirusSection, name: str) -> AntivirusProduct:
@@ -219,7 +175,7 @@ def test_parse_mdatp_health() -> None:
 def test_clamav_healthy(tmp_path: Path) -> None:
     built = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
     root = clamav_root(tmp_path, daily=cvd_header(28196, built), on_access=True)
-    section = probe(ctx_for(root, {"clamd", "freshclam", "clamonacc", "sshd"}))
+    section = probe(ctx_for(root, processes={"clamd", "freshclam", "clamonacc", "sshd"}))
     assert section.status == "ok"
     clam = only(section, "ClamAV")
     assert clam.installed is True
@@ -238,7 +194,7 @@ def test_clamav_healthy(tmp_path: Path) -> None:
 def test_clamav_stale_and_stopped(tmp_path: Path) -> None:
     stale = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     root = clamav_root(tmp_path, daily=cvd_header(26000, stale))
-    section = probe(ctx_for(root, {"sshd"}))
+    section = probe(ctx_for(root, processes={"sshd"}))
     clam = only(section, "ClamAV")
     assert clam.signature_updated_at == stale
     assert clam.signature_version == "26000"
@@ -249,7 +205,7 @@ def test_clamav_stale_and_stopped(tmp_path: Path) -> None:
 
 def test_clamav_on_access_configured_but_client_not_running(tmp_path: Path) -> None:
     root = clamav_root(tmp_path, on_access=True)
-    section = probe(ctx_for(root, {"clamd", "freshclam"}))
+    section = probe(ctx_for(root, processes={"clamd", "freshclam"}))
     clam = only(section, "ClamAV")
     assert clam.realtime is False
     assert any("clamonacc is not running" in n for n in section.notes)
@@ -259,7 +215,7 @@ def test_clamav_newer_cld_wins_and_custom_database_directory(tmp_path: Path) -> 
     root = clamav_root(tmp_path, db_dir="/srv/clamav")
     cld_built = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
     write(root, "/srv/clamav/daily.cld", cvd_header(28250, cld_built))
-    clam = only(probe(ctx_for(root, {"clamd"})), "ClamAV")
+    clam = only(probe(ctx_for(root, processes={"clamd"})), "ClamAV")
     assert clam.signature_version == "28250"
     assert clam.signature_updated_at == cld_built
     assert any(e.startswith("daily.cld version 28250") for e in clam.evidence)
@@ -268,7 +224,7 @@ def test_clamav_newer_cld_wins_and_custom_database_directory(tmp_path: Path) -> 
 def test_clamav_stale_leftover_cld_does_not_win(tmp_path: Path) -> None:
     root = clamav_root(tmp_path)
     write(root, "/var/lib/clamav/daily.cld", cvd_header(27000, datetime(2025, 1, 1, tzinfo=UTC)))
-    clam = only(probe(ctx_for(root, {"clamd"})), "ClamAV")
+    clam = only(probe(ctx_for(root, processes={"clamd"})), "ClamAV")
     assert clam.signature_version == "28195"
     assert clam.signature_updated_at == DAILY_FIXTURE_BUILT
 
@@ -279,7 +235,7 @@ def test_clamav_unpacked_daily_directory(tmp_path: Path) -> None:
     built = datetime(2026, 11, 21, 1, 2, 3, tzinfo=UTC)
     info = cvd_header(28200, built)[:512].rstrip() + b"\n"
     write(root, "/var/lib/clamav/daily.inc/daily.info", info + b"daily.ndb:123\n")
-    clam = only(probe(ctx_for(root, {"clamd"})), "ClamAV")
+    clam = only(probe(ctx_for(root, processes={"clamd"})), "ClamAV")
     assert clam.signature_version == "28200"
     assert clam.signature_updated_at == built
 
@@ -287,8 +243,8 @@ def test_clamav_unpacked_daily_directory(tmp_path: Path) -> None:
 def test_clamav_header_without_build_time_falls_back_to_mtime(tmp_path: Path) -> None:
     root = clamav_root(tmp_path, daily=b"ClamAV-VDB:garbled:27999:1:90:x:y:z:".ljust(512))
     mtime = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
-    os.utime(root / "var/lib/clamav/daily.cvd", (mtime.timestamp(), mtime.timestamp()))
-    section = probe(ctx_for(root, {"clamd"}))
+    set_mtime(root / "var/lib/clamav/daily.cvd", mtime)
+    section = probe(ctx_for(root, processes={"clamd"}))
     clam = only(section, "ClamAV")
     assert clam.signature_version == "27999"
     assert clam.signature_updated_at == mtime
@@ -299,7 +255,7 @@ def test_clamav_without_databases(tmp_path: Path) -> None:
     root = clamav_root(tmp_path)
     for db in (root / "var/lib/clamav").iterdir():
         db.unlink()
-    section = probe(ctx_for(root, {"clamd"}))
+    section = probe(ctx_for(root, processes={"clamd"}))
     clam = only(section, "ClamAV")
     assert clam.signature_updated_at is None and clam.signature_version is None
     assert any("no daily signature database" in n for n in section.notes)
@@ -307,11 +263,8 @@ def test_clamav_without_databases(tmp_path: Path) -> None:
 
 def test_clamav_not_root_unreadable_config(tmp_path: Path) -> None:
     root = clamav_root(tmp_path, db_dir="/srv/clamav")
-    ctx = DenyingContext(
-        root=root, runner=FakeRunner(), is_root=False, process_names=lambda: {"clamd"}
-    )
-    ctx.denied = ("/etc/clamav/freshclam.conf", "/etc/clamav/clamd.conf")
-    section = probe(ctx)
+    ctx = ctx_for(root, FakeRunner(), is_root=False, processes={"clamd"})
+    section = probe(deny(ctx, "/etc/clamav/freshclam.conf", "/etc/clamav/clamd.conf"))
     assert section.status == "ok"
     notes = " | ".join(section.notes)
     assert "/etc/clamav/freshclam.conf exists but is not readable" in notes
@@ -324,7 +277,7 @@ def test_clamav_not_root_unreadable_config(tmp_path: Path) -> None:
 
 def test_clamav_not_live_root(tmp_path: Path) -> None:
     root = clamav_root(tmp_path)
-    section = probe(ctx_for(root, None))
+    section = probe(offline(root))
     assert section.status == "ok"
     clam = only(section, "ClamAV")
     assert clam.running is None and clam.updater_running is None and clam.realtime is None
@@ -336,33 +289,33 @@ def test_clamav_not_live_root(tmp_path: Path) -> None:
 
 
 def test_nothing_installed_is_ok_and_empty(tmp_path: Path) -> None:
-    (tmp_path / "usr/bin").mkdir(parents=True)
-    section = probe(ctx_for(tmp_path, {"sshd", "systemd"}))
+    root = make_root(tmp_path, dirs=["/usr/bin"])
+    section = probe(ctx_for(root, processes={"sshd", "systemd"}))
     assert section.status == "ok"
     assert section.products == []
 
 
 def test_empty_offline_root_is_unknown(tmp_path: Path) -> None:
-    section = probe(ctx_for(tmp_path, None))
+    section = probe(offline(tmp_path))
     assert section.status == "unknown"
     assert "no /usr" in (section.reason or "")
 
 
 def test_product_detected_by_process_alone(tmp_path: Path) -> None:
-    (tmp_path / "usr").mkdir()
-    falcon = only(probe(ctx_for(tmp_path, {"falcon-sensor"})), "CrowdStrike Falcon")
+    root = make_root(tmp_path, dirs=["/usr"])
+    falcon = only(probe(ctx_for(root, processes={"falcon-sensor"})), "CrowdStrike Falcon")
     assert falcon.installed is True and falcon.running is True
     assert falcon.evidence == ["process falcon-sensor"]
 
 
 def test_generic_process_names_need_the_install_path(tmp_path: Path) -> None:
-    (tmp_path / "usr").mkdir()
-    assert probe(ctx_for(tmp_path, {"scand", "startd"})).products == []
-    (tmp_path / "opt/eset/eea").mkdir(parents=True)
-    eset = only(probe(ctx_for(tmp_path, {"scand", "startd"})), "ESET")
+    root = make_root(tmp_path, dirs=["/usr"])
+    assert probe(ctx_for(root, processes={"scand", "startd"})).products == []
+    (root / "opt/eset/eea").mkdir(parents=True)
+    eset = only(probe(ctx_for(root, processes={"scand", "startd"})), "ESET")
     assert eset.running is True
     assert eset.evidence == ["path /opt/eset/eea", "process startd", "process scand"]
-    stopped = only(probe(ctx_for(tmp_path, {"sshd"})), "ESET")
+    stopped = only(probe(ctx_for(root, processes={"sshd"})), "ESET")
     assert stopped.running is False
 
 
@@ -373,11 +326,11 @@ def test_product_table_is_data() -> None:
 
 
 def test_defender_health(tmp_path: Path) -> None:
-    (tmp_path / "opt/microsoft/mdatp").mkdir(parents=True)
-    runner = FakeRunner({"mdatp": CommandResult(("mdatp",), 0, MDATP_HEALTH, "")})
-    section = probe(ctx_for(tmp_path, {"wdavdaemon"}, runner))
+    root = make_root(tmp_path, dirs=["/opt/microsoft/mdatp"])
+    runner = FakeRunner({"mdatp": result(MDATP_HEALTH)})
+    section = probe(ctx_for(root, runner, processes={"wdavdaemon"}))
     mde = only(section, "Microsoft Defender for Endpoint")
-    assert runner.calls == [("mdatp", "health", "--output", "json")]
+    assert runner.argvs == [("mdatp", "health", "--output", "json")]
     assert mde.running is True
     assert mde.realtime is True
     assert mde.signature_version == "1.421.1234.0"
@@ -386,19 +339,19 @@ def test_defender_health(tmp_path: Path) -> None:
 
 
 def test_defender_health_tool_missing_or_timeout(tmp_path: Path) -> None:
-    (tmp_path / "opt/microsoft/mdatp").mkdir(parents=True)
-    section = probe(ctx_for(tmp_path, {"wdavdaemon"}, FakeRunner()))
+    root = make_root(tmp_path, dirs=["/opt/microsoft/mdatp"])
+    section = probe(ctx_for(root, FakeRunner(), processes={"wdavdaemon"}))
     mde = only(section, "Microsoft Defender for Endpoint")
     assert mde.realtime is None
     assert any("'mdatp' is not installed" in n for n in section.notes)
 
     timeout = FakeRunner({"mdatp": CommandTimeout(["mdatp", "health"], 15)})
-    section = probe(ctx_for(tmp_path, {"wdavdaemon"}, timeout))
+    section = probe(ctx_for(root, timeout, processes={"wdavdaemon"}))
     assert only(section, "Microsoft Defender for Endpoint").signature_updated_at is None
     assert any("did not finish" in n for n in section.notes)
 
-    broken = FakeRunner({"mdatp": CommandResult(("mdatp",), 0, "not json", "")})
-    section = probe(ctx_for(tmp_path, {"wdavdaemon"}, broken))
+    broken = FakeRunner({"mdatp": result("not json")})
+    section = probe(ctx_for(root, broken, processes={"wdavdaemon"}))
     assert any("not understood" in n for n in section.notes)
 
 

@@ -9,7 +9,7 @@ import pytest
 from agent.probes import auth
 from agent.probes.base import CommandTimeout, ProbeContext
 from agent.report import AuthSection
-from tests.probekit import FakeRunner, ctx_for, fixture_text, make_root, result
+from tests.probekit import FakeRunner, ctx_for, deny, fixture_text, make_root, result
 
 SSHD_T = "sshd -T -C user=root,host=localhost,addr=127.0.0.1"
 
@@ -277,20 +277,9 @@ def test_unreadable_sshd_config_leaves_settings_unknown(tmp_path: Path) -> None:
 # --- non-root, offline -----------------------------------------------------------------
 
 
-def _hide_shadow(ctx: ProbeContext) -> ProbeContext:
-    """As on a real host: a non-root agent gets EACCES on /etc/shadow."""
-    original = ctx.read_text
-
-    def read_text(absolute: str, limit: int = 4 * 1024 * 1024) -> str | None:
-        return None if absolute == "/etc/shadow" else original(absolute, limit)
-
-    ctx.read_text = read_text  # type: ignore[method-assign]
-    return ctx
-
-
 def test_non_root(tmp_path: Path) -> None:
     root = make_root(tmp_path, files(variant="useradd"), bins=SSHD)
-    section = auth.probe(_hide_shadow(ctx_for(root, is_root=False, processes={"sshd"})))
+    section = auth.probe(deny(ctx_for(root, is_root=False, processes={"sshd"}), "/etc/shadow"))
     assert section.status == "ok"
     assert section.sshd_config_source == "config files"
     assert section.empty_password_accounts is None
@@ -302,7 +291,7 @@ def test_non_root(tmp_path: Path) -> None:
 def test_empty_passwd_field_is_known_without_shadow(tmp_path: Path) -> None:
     passwd = fx("accounts-debian12", "passwd") + "legacy::1500:1500::/home/legacy:/bin/sh\n"
     root = make_root(tmp_path, {"/etc/passwd": passwd})
-    section = auth.probe(_hide_shadow(ctx_for(root, is_root=False, processes=set())))
+    section = auth.probe(deny(ctx_for(root, is_root=False, processes=set()), "/etc/shadow"))
     assert section.empty_password_accounts == ["legacy"]
 
 

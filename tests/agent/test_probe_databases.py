@@ -23,7 +23,16 @@ from agent.probes.databases import (
     probe,
 )
 from agent.report import DatabaseSection, DatabaseServer
-from tests.probekit import FIXTURES, FakeRunner, ctx_for, fixture_text, make_root, result, write
+from tests.probekit import (
+    FIXTURES,
+    FakeRunner,
+    ctx_for,
+    deny,
+    fixture_text,
+    make_root,
+    result,
+    write,
+)
 
 DB = FIXTURES / "databases"
 PG_CONF = "/etc/postgresql/15/main/postgresql.conf"
@@ -60,17 +69,6 @@ def only(section: DatabaseSection) -> DatabaseServer:
 
 def offline(root: Path, **kwargs: Any) -> DatabaseSection:
     return probe(ctx_for(root, live=False, **kwargs))
-
-
-def deny(ctx: ProbeContext, *paths: str) -> ProbeContext:
-    """Make files unreadable as for a non-root agent (the tests may well run as root)."""
-    original = ctx.read_text
-
-    def read_text(absolute: str, limit: int = 4 * 1024 * 1024) -> str | None:
-        return None if absolute in paths else original(absolute, limit)
-
-    ctx.read_text = read_text  # type: ignore[method-assign]
-    return ctx
 
 
 # --- parsers -----------------------------------------------------------------------

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from agent.probes import firewall as fw
-from agent.probes.base import (
-    CommandResult,
-    CommandRunner,
-    CommandTimeout,
-    ProbeContext,
-    ToolMissing,
-)
+from agent.probes.base import CommandTimeout, ProbeContext
 from agent.report import FirewallSection
+from tests.probekit import FakeRunner, ForbiddenRunner, ctx_for, make_root, result
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "firewall"
 IPTABLES_NFT_VERSION = "iptables v1.8.9 (nf_tables)"
@@ -26,84 +20,19 @@ def fixture(name: str) -> str:
     return (FIXTURES / name).read_text()
 
 
-# --- fakes -------------------------------------------------------------------------
-
-Canned = CommandResult | Exception
-
-
-def ok(argv: Sequence[str], stdout: str = "", returncode: int = 0, stderr: str = "") -> Canned:
-    return CommandResult(tuple(argv), returncode, stdout, stderr)
-
-
-class FakeRunner(CommandRunner):
-    """Answers from a table keyed by argv; anything else is a missing tool."""
-
-    def __init__(self, answers: dict[tuple[str, ...], Canned] | None = None) -> None:
-        super().__init__()
-        self.answers = answers or {}
-        self.calls: list[tuple[str, ...]] = []
-
-    def run(self, argv: Sequence[str], timeout: float | None = None) -> CommandResult:
-        key = tuple(argv)
-        self.calls.append(key)
-        answer = self.answers.get(key)
-        if answer is None:
-            raise ToolMissing(argv[0])
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-class ForbiddenRunner(CommandRunner):
-    def run(self, argv: Sequence[str], timeout: float | None = None) -> CommandResult:
-        raise AssertionError(f"no command may run here, got {list(argv)}")
-
-
-NFT = ("nft", "-j", "list", "ruleset")
-IPT_V = ("iptables", "-V")
-IPT_S = ("iptables", "-w", "5", "-S")
-IP6T_S = ("ip6tables", "-w", "5", "-S")
-UFW_STATUS = ("ufw", "status", "verbose")
-FWD_STATE = ("firewall-cmd", "--state")
-
-
-def make_root(
-    tmp_path: Path, files: dict[str, str] | None = None, bins: Sequence[str] = ()
-) -> Path:
-    root = tmp_path / "root"
-    root.mkdir(exist_ok=True)
-    for path in bins:
-        target = root / path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text("#!/bin/sh\n")
-    for path, text in (files or {}).items():
-        target = root / path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    return root
+# Command lines the probe runs, as keys of the kit's FakeRunner.
+NFT = "nft -j list ruleset"
+IPT_V = "iptables -V"
+IPT_S = "iptables -w 5 -S"
+IP6T_S = "ip6tables -w 5 -S"
+UFW_STATUS = "ufw status verbose"
+FWD_STATE = "firewall-cmd --state"
 
 
 def enable_unit(root: Path, unit: str, target: str = "multi-user.target") -> None:
     wants = root / "etc/systemd/system" / f"{target}.wants"
     wants.mkdir(parents=True, exist_ok=True)
     (wants / unit).symlink_to(f"/lib/systemd/system/{unit}")
-
-
-def ctx_for(
-    root: Path,
-    runner: CommandRunner,
-    *,
-    is_root: bool = True,
-    live: bool = True,
-    processes: set[str] | None = None,
-) -> ProbeContext:
-    return ProbeContext(
-        root=root,
-        runner=runner,
-        is_root=is_root,
-        live=live,
-        process_names=lambda: set(processes or ()),
-    )
 
 
 def backend(section: FirewallSection, name: str):
@@ -394,8 +323,8 @@ def test_probe_healthy_nft_with_iptables_nft_is_not_double_counted(tmp_path: Pat
     root = make_root(tmp_path, bins=["/usr/sbin/nft", "/usr/sbin/iptables"])
     runner = FakeRunner(
         {
-            NFT: ok(NFT, fixture("nft/ufw_active.json")),
-            IPT_V: ok(IPT_V, fixture("iptables/version_nft.txt")),
+            NFT: result(fixture("nft/ufw_active.json")),
+            IPT_V: result(fixture("iptables/version_nft.txt")),
         }
     )
     section = fw.probe(ctx_for(root, runner))
@@ -405,12 +334,12 @@ def test_probe_healthy_nft_with_iptables_nft_is_not_double_counted(tmp_path: Pat
     ipt = backend(section, "iptables")
     assert nft.rule_count == 174 and ipt.rule_count is None
     assert any("view of the nftables ruleset" in e for e in ipt.evidence)
-    assert IPT_S not in runner.calls  # the same rules are not read twice
+    assert not runner.ran(IPT_S)  # the same rules are not read twice
 
 
 def test_probe_failing_nft(tmp_path: Path) -> None:
     root = make_root(tmp_path, bins=["/usr/sbin/nft"])
-    runner = FakeRunner({NFT: ok(NFT, fixture("nft/failing.json"))})
+    runner = FakeRunner({NFT: result(fixture("nft/failing.json"))})
     section = fw.probe(ctx_for(root, runner))
     assert (section.status, section.active, section.default_inbound) == ("ok", False, "accept")
 
@@ -419,8 +348,8 @@ def test_probe_firewalld_running(tmp_path: Path) -> None:
     root = make_root(tmp_path, FIREWALLD_FILES, bins=["/usr/sbin/nft", "/usr/bin/firewall-cmd"])
     runner = FakeRunner(
         {
-            NFT: ok(NFT, fixture("nft/firewalld.json")),
-            FWD_STATE: ok(FWD_STATE, fixture("firewalld/state_running.stdout")),
+            NFT: result(fixture("nft/firewalld.json")),
+            FWD_STATE: result(fixture("firewalld/state_running.stdout")),
         }
     )
     section = fw.probe(ctx_for(root, runner))
@@ -437,7 +366,7 @@ def test_probe_firewalld_zone_override_in_etc(tmp_path: Path) -> None:
         "/etc/firewalld/zones/public.xml": fixture("firewalld/zones/drop.xml"),
     }
     root = make_root(tmp_path, files, bins=["/usr/bin/firewall-cmd"])
-    runner = FakeRunner({FWD_STATE: ok(FWD_STATE, "running\n")})
+    runner = FakeRunner({FWD_STATE: result("running\n")})
     section = fw.probe(ctx_for(root, runner, is_root=False))
     # No kernel ruleset tool: the summary comes from firewalld itself.
     assert (section.status, section.active, section.default_inbound) == ("ok", True, "drop")
@@ -448,8 +377,8 @@ def test_probe_firewalld_not_running(tmp_path: Path) -> None:
     rc = int(fixture("firewalld/state_not_running.rc"))
     runner = FakeRunner(
         {
-            NFT: ok(NFT, fixture("nft/empty.json")),
-            FWD_STATE: ok(FWD_STATE, "", rc, fixture("firewalld/state_not_running.stderr")),
+            NFT: result(fixture("nft/empty.json")),
+            FWD_STATE: result("", rc, fixture("firewalld/state_not_running.stderr")),
         }
     )
     section = fw.probe(ctx_for(root, runner, processes={"firewalld"}))
@@ -461,7 +390,7 @@ def test_probe_firewalld_not_running(tmp_path: Path) -> None:
 def test_probe_firewalld_falls_back_to_process(tmp_path: Path) -> None:
     root = make_root(tmp_path, FIREWALLD_FILES, bins=["/usr/bin/firewall-cmd"])
     dbus_error = "Error: DBUS_ERROR: Failed to connect to socket /run/dbus/system_bus_socket"
-    runner = FakeRunner({FWD_STATE: ok(FWD_STATE, "", 36, dbus_error)})
+    runner = FakeRunner({FWD_STATE: result("", 36, dbus_error)})
     assert backend(fw.probe(ctx_for(root, runner, processes={"firewalld"})), "firewalld").active
     down = fw.probe(ctx_for(root, runner, processes={"sshd"}))
     assert backend(down, "firewalld").active is False
@@ -471,9 +400,9 @@ def test_probe_legacy_iptables(tmp_path: Path) -> None:
     root = make_root(tmp_path, bins=["/usr/sbin/iptables"])
     runner = FakeRunner(
         {
-            IPT_V: ok(IPT_V, fixture("iptables/version_legacy.txt")),
-            IPT_S: ok(IPT_S, fixture("iptables/legacy_S_healthy.txt")),
-            IP6T_S: ok(IP6T_S, fixture("iptables/legacy6_S_failing.txt")),
+            IPT_V: result(fixture("iptables/version_legacy.txt")),
+            IPT_S: result(fixture("iptables/legacy_S_healthy.txt")),
+            IP6T_S: result(fixture("iptables/legacy6_S_failing.txt")),
         }
     )
     section = fw.probe(ctx_for(root, runner))
@@ -487,8 +416,8 @@ def test_probe_legacy_iptables_failing(tmp_path: Path) -> None:
     root = make_root(tmp_path, bins=["/usr/sbin/iptables"])
     runner = FakeRunner(
         {
-            IPT_V: ok(IPT_V, fixture("iptables/version_legacy.txt")),
-            IPT_S: ok(IPT_S, fixture("iptables/legacy_S_failing.txt")),
+            IPT_V: result(fixture("iptables/version_legacy.txt")),
+            IPT_S: result(fixture("iptables/legacy_S_failing.txt")),
         }
     )
     section = fw.probe(ctx_for(root, runner))
@@ -500,8 +429,8 @@ def test_probe_ufw_as_root(tmp_path: Path) -> None:
     root = make_root(tmp_path, UFW_FILES_ENABLED, bins=["/usr/sbin/nft", "/usr/sbin/ufw"])
     runner = FakeRunner(
         {
-            NFT: ok(NFT, fixture("nft/ufw_active.json")),
-            UFW_STATUS: ok(UFW_STATUS, fixture("ufw/status_verbose_active.txt")),
+            NFT: result(fixture("nft/ufw_active.json")),
+            UFW_STATUS: result(fixture("ufw/status_verbose_active.txt")),
         }
     )
     section = fw.probe(ctx_for(root, runner))
@@ -514,8 +443,8 @@ def test_probe_kernel_ruleset_wins_over_stale_ufw_config(tmp_path: Path) -> None
     root = make_root(tmp_path, UFW_FILES_ENABLED, bins=["/usr/sbin/nft", "/usr/sbin/ufw"])
     runner = FakeRunner(
         {
-            NFT: ok(NFT, fixture("nft/empty.json")),
-            UFW_STATUS: ok(UFW_STATUS, fixture("ufw/status_verbose_inactive.txt")),
+            NFT: result(fixture("nft/empty.json")),
+            UFW_STATUS: result(fixture("ufw/status_verbose_inactive.txt")),
         }
     )
     section = fw.probe(ctx_for(root, runner))
@@ -543,13 +472,13 @@ def test_probe_non_root_never_claims_no_firewall(tmp_path: Path) -> None:
     root = make_root(
         tmp_path, UFW_FILES_DISABLED, bins=["/usr/sbin/nft", "/usr/sbin/iptables", "/usr/sbin/ufw"]
     )
-    runner = FakeRunner({IPT_V: ok(IPT_V, fixture("iptables/version_nft.txt"))})
+    runner = FakeRunner({IPT_V: result(fixture("iptables/version_nft.txt"))})
     section = fw.probe(ctx_for(root, runner, is_root=False))
     assert section.status == "unknown"
     assert section.reason == fw.NEEDS_ROOT_REASON
     assert section.active is None
-    assert NFT not in runner.calls and IPT_S not in runner.calls
-    assert UFW_STATUS not in runner.calls
+    assert not runner.ran(NFT) and not runner.ran(IPT_S)
+    assert not runner.ran(UFW_STATUS)
     assert backend(section, "ufw").active is False
 
 
@@ -563,7 +492,7 @@ def test_probe_non_root_with_enabled_ufw(tmp_path: Path) -> None:
 def test_probe_nft_permission_denied(tmp_path: Path) -> None:
     # Root without CAP_NET_ADMIN (a container): nft fails like an unprivileged caller.
     root = make_root(tmp_path, bins=["/usr/sbin/nft"])
-    runner = FakeRunner({NFT: ok(NFT, "", 1, fixture("nonroot/nft.stderr"))})
+    runner = FakeRunner({NFT: result("", 1, fixture("nonroot/nft.stderr"))})
     section = fw.probe(ctx_for(root, runner))
     assert section.status == "unknown"
     assert any("Operation not permitted" in n for n in section.notes)
@@ -573,10 +502,10 @@ def test_probe_timeouts(tmp_path: Path) -> None:
     root = make_root(tmp_path, bins=["/usr/sbin/nft", "/usr/sbin/iptables"])
     runner = FakeRunner(
         {
-            NFT: CommandTimeout(NFT, 10),
-            IPT_V: ok(IPT_V, fixture("iptables/version_nft.txt")),
-            IPT_S: CommandTimeout(IPT_S, 10),
-            IP6T_S: CommandTimeout(IP6T_S, 10),
+            NFT: CommandTimeout(NFT.split(), 10),
+            IPT_V: result(fixture("iptables/version_nft.txt")),
+            IPT_S: CommandTimeout(IPT_S.split(), 10),
+            IP6T_S: CommandTimeout(IP6T_S.split(), 10),
         }
     )
     section = fw.probe(ctx_for(root, runner))
@@ -588,9 +517,9 @@ def test_probe_nft_timeout_falls_back_to_iptables_nft(tmp_path: Path) -> None:
     root = make_root(tmp_path, bins=["/usr/sbin/nft", "/usr/sbin/iptables"])
     runner = FakeRunner(
         {
-            NFT: CommandTimeout(NFT, 10),
-            IPT_V: ok(IPT_V, fixture("iptables/version_nft.txt")),
-            IPT_S: ok(IPT_S, fixture("iptables/nft_S_healthy.txt")),
+            NFT: CommandTimeout(NFT.split(), 10),
+            IPT_V: result(fixture("iptables/version_nft.txt")),
+            IPT_S: result(fixture("iptables/nft_S_healthy.txt")),
         }
     )
     section = fw.probe(ctx_for(root, runner))
@@ -653,8 +582,7 @@ def test_offline_saved_iptables_and_firewalld(tmp_path: Path) -> None:
 
 def test_offline_saved_iptables_not_enabled(tmp_path: Path) -> None:
     files = {"/etc/sysconfig/iptables": fixture("iptables/legacy_save_healthy.txt")}
-    root = make_root(tmp_path, files, bins=["/usr/sbin/iptables"])
-    (root / "etc/systemd/system").mkdir(parents=True)
+    root = make_root(tmp_path, files, bins=["/usr/sbin/iptables"], dirs=["/etc/systemd/system"])
     section = fw.probe(ctx_for(root, ForbiddenRunner(), live=False))
     assert (section.active, backend(section, "iptables").active) == (False, False)
 

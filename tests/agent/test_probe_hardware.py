@@ -5,19 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 from collections import namedtuple
-from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
 import pytest
 
-from agent.probes.base import (
-    CommandResult,
-    CommandRunner,
-    CommandTimeout,
-    ProbeContext,
-    ToolMissing,
-)
+from agent.probes.base import CommandTimeout, ProbeContext
 from agent.probes.hardware import (
     detect_virtual,
     dmi_says_virtual,
@@ -29,41 +22,24 @@ from agent.probes.hardware import (
     temperature_readings,
 )
 from agent.report import HardwareSection
+from tests.probekit import FakeRunner, make_root, result, write
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hardware"
 DETECT_VIRT_RECORDED = (FIXTURES / "systemd-detect-virt.out").read_text()
 
 
-class FakeRunner(CommandRunner):
-    """Canned results by executable name; anything unlisted is 'not installed'."""
-
-    def __init__(self, responses: dict[str, CommandResult | Exception] | None = None) -> None:
-        super().__init__()
-        self.responses = responses or {}
-        self.calls: list[tuple[str, ...]] = []
-
-    def run(self, argv: Sequence[str], timeout: float | None = None) -> CommandResult:
-        self.calls.append(tuple(argv))
-        response = self.responses.get(argv[0])
-        if response is None:
-            raise ToolMissing(argv[0])
-        if isinstance(response, Exception):
-            raise response
-        return response
-
-
 def detect_virt(stdout: str, returncode: int = 0) -> FakeRunner:
-    argv = ("systemd-detect-virt",)
-    return FakeRunner({"systemd-detect-virt": CommandResult(argv, returncode, stdout, "")})
+    return FakeRunner({"systemd-detect-virt": result(stdout, returncode)})
 
 
-def make_root(tmp_path: Path, dmi: str | None = None, cpuinfo: bool = True) -> Path:
+def hardware_root(tmp_path: Path, dmi: str | None = None, cpuinfo: bool = True) -> Path:
+    """A root with a recorded DMI directory (by fixture name) and the recorded cpuinfo."""
+    root = make_root(tmp_path)
     if dmi is not None:
-        shutil.copytree(FIXTURES / dmi, tmp_path / "sys/class/dmi/id")
+        shutil.copytree(FIXTURES / dmi, root / "sys/class/dmi/id")
     if cpuinfo:
-        (tmp_path / "proc").mkdir()
-        shutil.copy(FIXTURES / "cpuinfo", tmp_path / "proc/cpuinfo")
-    return tmp_path
+        shutil.copy(FIXTURES / "cpuinfo", write(root, "/proc/cpuinfo"))
+    return root
 
 
 # --- pure parsers -----------------------------------------------------------
@@ -162,7 +138,7 @@ def test_select_disks_skips_pseudo_and_dedupes() -> None:
 
 def test_probe_physical_server(tmp_path: Path) -> None:
     runner = detect_virt("none\n", returncode=1)
-    ctx = ProbeContext(root=make_root(tmp_path, "dmi_dell_server"), runner=runner, is_root=True)
+    ctx = ProbeContext(root=hardware_root(tmp_path, "dmi_dell_server"), runner=runner, is_root=True)
     section = probe(ctx)
     assert section.status == "ok"
     assert (section.vendor, section.model, section.serial) == (
@@ -174,7 +150,7 @@ def test_probe_physical_server(tmp_path: Path) -> None:
     assert section.role_hint == "server"
     assert section.virtual is False
     assert section.cpu_model == "AMD EPYC"
-    assert runner.calls == [("systemd-detect-virt",)]
+    assert runner.argvs == [("systemd-detect-virt",)]
     # live: psutil facts are read from this machine
     assert section.cpu_cores_logical == os.cpu_count()
     assert section.memory_bytes and section.memory_bytes > 0
@@ -183,7 +159,7 @@ def test_probe_physical_server(tmp_path: Path) -> None:
 
 def test_probe_laptop_is_workstation(tmp_path: Path) -> None:
     ctx = ProbeContext(
-        root=make_root(tmp_path, "dmi_lenovo_laptop"), runner=FakeRunner(), live=False
+        root=hardware_root(tmp_path, "dmi_lenovo_laptop"), runner=FakeRunner(), live=False
     )
     section = probe(ctx)
     assert section.role_hint == "workstation"
@@ -193,7 +169,9 @@ def test_probe_laptop_is_workstation(tmp_path: Path) -> None:
 
 def test_probe_qemu_guest_without_detect_virt(tmp_path: Path) -> None:
     ctx = ProbeContext(
-        root=make_root(tmp_path, "dmi_qemu_vm", cpuinfo=False), runner=FakeRunner(), is_root=True
+        root=hardware_root(tmp_path, "dmi_qemu_vm", cpuinfo=False),
+        runner=FakeRunner(),
+        is_root=True,
     )
     section = probe(ctx)
     assert section.status == "ok"
@@ -205,7 +183,9 @@ def test_probe_qemu_guest_without_detect_virt(tmp_path: Path) -> None:
 
 def test_probe_non_root_has_no_serial(tmp_path: Path) -> None:
     ctx = ProbeContext(
-        root=make_root(tmp_path, "dmi_dell_server"), runner=detect_virt("none\n", 1), is_root=False
+        root=hardware_root(tmp_path, "dmi_dell_server"),
+        runner=detect_virt("none\n", 1),
+        is_root=False,
     )
     section = probe(ctx)
     assert section.status == "ok"
@@ -215,7 +195,7 @@ def test_probe_non_root_has_no_serial(tmp_path: Path) -> None:
 
 
 def test_probe_without_dmi_in_container(tmp_path: Path) -> None:
-    ctx = ProbeContext(root=make_root(tmp_path), runner=detect_virt(DETECT_VIRT_RECORDED))
+    ctx = ProbeContext(root=hardware_root(tmp_path), runner=detect_virt(DETECT_VIRT_RECORDED))
     section = probe(ctx)
     assert section.status == "ok"
     assert section.vendor is None and section.chassis_type is None
@@ -226,20 +206,20 @@ def test_probe_without_dmi_in_container(tmp_path: Path) -> None:
 
 
 def test_probe_detect_virt_missing_falls_back_to_cpu_flag(tmp_path: Path) -> None:
-    ctx = ProbeContext(root=make_root(tmp_path), runner=FakeRunner())
+    ctx = ProbeContext(root=hardware_root(tmp_path), runner=FakeRunner())
     assert probe(ctx).virtual is True  # recorded cpuinfo carries the hypervisor flag
 
 
 def test_probe_detect_virt_timeout_is_noted(tmp_path: Path) -> None:
     runner = FakeRunner({"systemd-detect-virt": CommandTimeout(["systemd-detect-virt"], 5)})
-    section = probe(ProbeContext(root=make_root(tmp_path), runner=runner))
+    section = probe(ProbeContext(root=hardware_root(tmp_path), runner=runner))
     assert section.status == "ok"
     assert any("systemd-detect-virt" in n and "did not finish" in n for n in section.notes)
 
 
 def test_probe_not_live_reads_only_files_under_root(tmp_path: Path) -> None:
     runner = FakeRunner()
-    ctx = ProbeContext(root=make_root(tmp_path, "dmi_dell_server"), runner=runner, live=False)
+    ctx = ProbeContext(root=hardware_root(tmp_path, "dmi_dell_server"), runner=runner, live=False)
     section = probe(ctx)
     assert section.status == "ok"
     assert section.vendor == "Dell Inc."
@@ -300,7 +280,7 @@ def test_temperature_readings_flatten_and_clean() -> None:
 
 def test_probe_live_reads_temperatures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(psutil, "sensors_temperatures", lambda: PHYSICAL_SENSORS, raising=False)
-    section = probe(ProbeContext(root=make_root(tmp_path), runner=FakeRunner()))
+    section = probe(ProbeContext(root=hardware_root(tmp_path), runner=FakeRunner()))
     assert [r.sensor for r in section.temperatures] == ["coretemp", "coretemp", "acpitz", "nvme"]
     assert not any("temperature" in n for n in section.notes)
 
@@ -309,7 +289,7 @@ def test_probe_vm_without_sensors_is_noted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(psutil, "sensors_temperatures", lambda: {}, raising=False)
-    section = probe(ProbeContext(root=make_root(tmp_path), runner=FakeRunner()))
+    section = probe(ProbeContext(root=hardware_root(tmp_path), runner=FakeRunner()))
     assert section.status == "ok"
     assert section.temperatures == []
     assert any("no temperature sensors exposed" in n for n in section.notes)
@@ -320,7 +300,7 @@ def test_probe_temperature_error_is_noted(tmp_path: Path, monkeypatch: pytest.Mo
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(psutil, "sensors_temperatures", broken, raising=False)
-    section = probe(ProbeContext(root=make_root(tmp_path), runner=FakeRunner()))
+    section = probe(ProbeContext(root=hardware_root(tmp_path), runner=FakeRunner()))
     assert section.status == "ok"
     assert any(n.startswith("temperature sensors unreadable") for n in section.notes)
 
@@ -329,7 +309,7 @@ def test_probe_without_psutil_temperature_support(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delattr(psutil, "sensors_temperatures", raising=False)  # e.g. Windows
-    section = probe(ProbeContext(root=make_root(tmp_path), runner=FakeRunner()))
+    section = probe(ProbeContext(root=hardware_root(tmp_path), runner=FakeRunner()))
     assert any("not supported by psutil" in n for n in section.notes)
 
 
@@ -340,7 +320,7 @@ def test_probe_not_live_reads_no_temperatures(
         raise AssertionError("psutil must not be consulted for a non-live root")
 
     monkeypatch.setattr(psutil, "sensors_temperatures", forbidden, raising=False)
-    section = probe(ProbeContext(root=make_root(tmp_path, "dmi_dell_server"), live=False))
+    section = probe(ProbeContext(root=hardware_root(tmp_path, "dmi_dell_server"), live=False))
     assert section.temperatures == []
 
 

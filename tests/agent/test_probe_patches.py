@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.probes.base import (
-    CommandResult,
-    CommandRunner,
-    CommandTimeout,
-    ProbeContext,
-    ToolMissing,
-)
+from agent.probes.base import CommandResult, CommandTimeout, ProbeContext, ToolMissing
 from agent.probes.patches import (
     detect_manager,
     local_timezone,
@@ -34,6 +26,7 @@ from agent.probes.patches import (
     probe,
 )
 from agent.report import PatchesSection
+from tests.probekit import FakeRunner, deny, result, set_mtime, write
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "patches"
 APT_SIM = (FIXTURES / "apt-get-s-dist-upgrade.txt").read_text()
@@ -48,44 +41,6 @@ HCM = ZoneInfo("Asia/Ho_Chi_Minh")  # UTC+7, no DST
 # Newest Install/Upgrade entry of the recorded history.log (apt-get install clamdscan);
 # the later "apt-get remove clamdscan" entry has only a Remove: line.
 LAST_APT_INSTALL_LOCAL = datetime(2026, 11, 23, 13, 13, 48)
-
-
-def ok(stdout: str = "", returncode: int = 0, stderr: str = "") -> CommandResult:
-    return CommandResult(("fake",), returncode, stdout, stderr)
-
-
-class FakeRunner(CommandRunner):
-    """Canned results keyed by a command-line prefix; anything unlisted is 'not installed'."""
-
-    def __init__(self, responses: dict[str, CommandResult | Exception] | None = None) -> None:
-        super().__init__()
-        self.responses = responses or {}
-        self.calls: list[tuple[tuple[str, ...], float | None]] = []
-
-    def run(self, argv: Sequence[str], timeout: float | None = None) -> CommandResult:
-        self.calls.append((tuple(argv), timeout))
-        line = " ".join(argv)
-        keys = [k for k in self.responses if line == k or line.startswith(k + " ")]
-        if not keys:
-            raise ToolMissing(argv[0])
-        response = self.responses[max(keys, key=len)]
-        if isinstance(response, Exception):
-            raise response
-        return CommandResult(tuple(argv), response.returncode, response.stdout, response.stderr)
-
-
-def write(root: Path, absolute: str, content: str | bytes = "") -> Path:
-    path = root / absolute.lstrip("/")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content)
-    return path
-
-
-def set_mtime(path: Path, when: datetime) -> None:
-    os.utime(path, (when.timestamp(), when.timestamp()))
 
 
 def apt_root(tmp_path: Path, auto: bool = True, reboot: bool = False) -> Path:
@@ -120,18 +75,7 @@ def _tzif(name: str) -> bytes:
 
 
 def apt_runner(stdout: str = APT_SIM_NONE, returncode: int = 0) -> FakeRunner:
-    return FakeRunner({"apt-get -s": ok(stdout, returncode)})
-
-
-class DenyingContext(ProbeContext):
-    """Simulates files a non-root agent may not read (tests run as root, so chmod won't do)."""
-
-    denied: tuple[str, ...] = ()
-
-    def read_text(self, absolute: str, limit: int = 4 * 1024 * 1024) -> str | None:
-        if absolute in self.denied:
-            return None
-        return super().read_text(absolute, limit)
+    return FakeRunner({"apt-get -s": result(stdout, returncode)})
 
 
 # --- apt parsers ----------------------------------------------------------------
@@ -308,7 +252,7 @@ def test_apt_probe_timeout_is_unknown(tmp_path: Path) -> None:
 
 def test_apt_probe_nonzero_exit(tmp_path: Path) -> None:
     root = apt_root(tmp_path)
-    err = ok(
+    err = result(
         "",
         100,
         "W: Target Packages is configured multiple times\n"
@@ -324,8 +268,8 @@ def test_apt_probe_falls_back_to_upgrade(tmp_path: Path) -> None:
     root = apt_root(tmp_path)
     runner = FakeRunner(
         {
-            "apt-get -s -o Debug::NoLocking=1 dist-upgrade": ok("", 100, "E: broken\n"),
-            "apt-get -s -o Debug::NoLocking=1 upgrade": ok(APT_SIM),
+            "apt-get -s -o Debug::NoLocking=1 dist-upgrade": result("", 100, "E: broken\n"),
+            "apt-get -s -o Debug::NoLocking=1 upgrade": result(APT_SIM),
         }
     )
     section = probe(ProbeContext(root=root, runner=runner, live=True))
@@ -363,9 +307,8 @@ def test_reboot_flag_does_not_follow_var_run_symlink_out_of_the_root(tmp_path: P
 
 def test_apt_probe_unreadable_history_when_not_root(tmp_path: Path) -> None:
     root = apt_root(tmp_path)
-    ctx = DenyingContext(root=root, runner=apt_runner(), is_root=False, live=True)
-    ctx.denied = ("/var/log/apt/history.log",)
-    section = probe(ctx)
+    ctx = ProbeContext(root=root, runner=apt_runner(), is_root=False, live=True)
+    section = probe(deny(ctx, "/var/log/apt/history.log"))
     assert section.status == "ok"
     assert section.last_update_at is None
     assert any(
@@ -441,9 +384,9 @@ def dnf_root(tmp_path: Path) -> Path:
 
 def dnf_runner(**overrides: CommandResult | Exception) -> FakeRunner:
     responses: dict[str, CommandResult | Exception] = {
-        "dnf -q -C check-update": ok(DNF_CHECK, 100),
-        "dnf -q -C updateinfo list --security": ok(DNF_SECURITY),
-        "needs-restarting -r": ok("Reboot is required to fully utilize these updates.\n", 1),
+        "dnf -q -C check-update": result(DNF_CHECK, 100),
+        "dnf -q -C updateinfo list --security": result(DNF_SECURITY),
+        "needs-restarting -r": result("Reboot is required to fully utilize these updates.\n", 1),
     }
     keys = {"check": "dnf -q -C check-update", "sec": "dnf -q -C updateinfo list --security"}
     for name, value in overrides.items():
@@ -472,7 +415,7 @@ def test_dnf_probe_pending_security(tmp_path: Path) -> None:
 
 def test_dnf_probe_up_to_date(tmp_path: Path) -> None:
     root = dnf_root(tmp_path)
-    runner = dnf_runner(check=ok("", 0), sec=ok(""), reboot=ok("No core libraries", 0))
+    runner = dnf_runner(check=result("", 0), sec=result(""), reboot=result("No core libraries", 0))
     section = probe(ProbeContext(root=root, runner=runner, live=True))
     assert section.status == "ok"
     assert (section.pending_count, section.security_pending_count) == (0, 0)
@@ -481,7 +424,7 @@ def test_dnf_probe_up_to_date(tmp_path: Path) -> None:
 
 def test_dnf_probe_error_exit_is_unknown(tmp_path: Path) -> None:
     root = dnf_root(tmp_path)
-    err = ok("", 1, "Error: Cache-only enabled but no cache for 'baseos'\n")
+    err = result("", 1, "Error: Cache-only enabled but no cache for 'baseos'\n")
     section = probe(ProbeContext(root=root, runner=dnf_runner(check=err), live=True))
     assert section.status == "unknown"
     assert "status 1" in (section.reason or "") and "no cache" in (section.reason or "")
@@ -539,8 +482,8 @@ def test_zypper_probe(tmp_path: Path) -> None:
     base = "zypper --non-interactive --no-refresh --xmlout"
     runner = FakeRunner(
         {
-            f"{base} list-updates": ok(ZYPPER_UPDATES, 0),
-            f"{base} list-patches --category security": ok(ZYPPER_PATCHES, 101),
+            f"{base} list-updates": result(ZYPPER_UPDATES, 0),
+            f"{base} list-patches --category security": result(ZYPPER_PATCHES, 101),
         }
     )
     section = probe(ProbeContext(root=root, runner=runner, live=True))
@@ -553,7 +496,7 @@ def test_zypper_probe(tmp_path: Path) -> None:
 
 def test_zypper_probe_bad_xml_is_unknown(tmp_path: Path) -> None:
     root = zypper_root(tmp_path)
-    runner = FakeRunner({"zypper": ok("<stream><update-list>", 0)})
+    runner = FakeRunner({"zypper": result("<stream><update-list>", 0)})
     section = probe(ProbeContext(root=root, runner=runner, live=True))
     assert section.status == "unknown"
     assert "XML" in (section.reason or "")

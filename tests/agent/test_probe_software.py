@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from agent.probes.base import (
-    CommandResult,
-    CommandRunner,
-    CommandTimeout,
-    ProbeContext,
-    ToolMissing,
-)
+from agent.probes.base import CommandTimeout, ProbeContext
 from agent.probes.software import (
     RPM_QUERY_FORMAT,
     dpkg_list_mtimes,
@@ -27,6 +19,7 @@ from agent.probes.software import (
     probe,
 )
 from agent.report import SoftwareSection
+from tests.probekit import FakeRunner, result, set_mtime, write
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "software"
 DPKG_STATUS = (FIXTURES / "dpkg_status").read_text()
@@ -36,43 +29,20 @@ DPKG_MTIME = datetime(2025, 5, 20, 0, 0, tzinfo=UTC)
 LIBC_MTIME = datetime(2026, 5, 20, 16, 27, 23, tzinfo=UTC)
 
 
-class FakeRunner(CommandRunner):
-    """Canned results by executable name; anything unlisted is 'not installed'."""
-
-    def __init__(self, responses: dict[str, CommandResult | Exception] | None = None) -> None:
-        super().__init__()
-        self.responses = responses or {}
-        self.calls: list[tuple[str, ...]] = []
-
-    def run(self, argv: Sequence[str], timeout: float | None = None) -> CommandResult:
-        self.calls.append(tuple(argv))
-        response = self.responses.get(argv[0])
-        if response is None:
-            raise ToolMissing(argv[0])
-        if isinstance(response, Exception):
-            raise response
-        return response
-
-
 def rpm_runner(stdout: str = RPM_QA, returncode: int = 0, stderr: str = "") -> FakeRunner:
-    return FakeRunner({"rpm": CommandResult(("rpm",), returncode, stdout, stderr)})
+    return FakeRunner({"rpm": result(stdout, returncode, stderr)})
 
 
 def dpkg_root(tmp_path: Path) -> Path:
-    info = tmp_path / "var/lib/dpkg/info"
-    info.mkdir(parents=True)
-    shutil.copy(FIXTURES / "dpkg_status", tmp_path / "var/lib/dpkg/status")
+    shutil.copy(FIXTURES / "dpkg_status", write(tmp_path, "/var/lib/dpkg/status"))
     for name, when in (("dpkg", DPKG_MTIME), ("libc6:amd64", LIBC_MTIME)):
-        path = info / f"{name}.list"
-        path.write_text("/.\n")
-        os.utime(path, (when.timestamp(), when.timestamp()))
-    (info / "dpkg.md5sums").write_text("")  # not a .list file: ignored
+        set_mtime(write(tmp_path, f"/var/lib/dpkg/info/{name}.list", "/.\n"), when)
+    write(tmp_path, "/var/lib/dpkg/info/dpkg.md5sums")  # not a .list file: ignored
     return tmp_path
 
 
 def rpm_root(tmp_path: Path, dbdir: str = "var/lib/rpm") -> Path:
-    (tmp_path / dbdir).mkdir(parents=True)
-    (tmp_path / dbdir / "rpmdb.sqlite").write_bytes(b"")
+    write(tmp_path, f"/{dbdir}/rpmdb.sqlite", b"")
     return tmp_path
 
 
@@ -188,7 +158,7 @@ def test_probe_rpm_with_alternate_root(tmp_path: Path) -> None:
     assert section.status == "ok"
     assert section.manager == "rpm"
     assert len(section.packages) == 8
-    assert runner.calls == [
+    assert runner.argvs == [
         (
             "rpm",
             "-qa",
@@ -206,7 +176,7 @@ def test_probe_rpm_sysimage_dbpath(tmp_path: Path) -> None:
     runner = rpm_runner()
     section = probe(ProbeContext(root=rpm_root(tmp_path, "usr/lib/sysimage/rpm"), runner=runner))
     assert section.manager == "rpm"
-    assert runner.calls[0][-2:] == ("--dbpath", "/usr/lib/sysimage/rpm")
+    assert runner.argvs[0][-2:] == ("--dbpath", "/usr/lib/sysimage/rpm")
 
 
 def test_probe_rpm_tool_missing(tmp_path: Path) -> None:

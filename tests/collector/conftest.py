@@ -16,49 +16,43 @@ from sqlalchemy import Engine, select
 from sqlmodel import SQLModel
 
 from agent.report import (
-    AntivirusProduct,
     AntivirusSection,
     DiskInfo,
     FirewallBackend,
     FirewallSection,
     HardwareSection,
-    HostIdentity,
     IdsProduct,
     IdsSection,
     InterfaceAddress,
     ListeningSocket,
     NetworkInterface,
     NetworkSection,
-    OsSection,
     Package,
-    PatchesSection,
     Report,
     SoftwareSection,
 )
 from collector.app import create_app
 from collector.settings import Settings
+from tests import factories
 
 ADMIN_TOKEN = "test-admin-token"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def make_report(
-    *,
-    hostname: str = "pc-01",
-    machine_id: str | None = "machine-0001",
-    role: str = "workstation",
-    collected_at: datetime | None = None,
-    **sections: Any,
-) -> Report:
-    """A complete, valid report of a well-kept Debian workstation.
+def workstation_sections(now: datetime) -> dict[str, Any]:
+    """The sections of a well-kept Debian workstation, derived from ``healthy_sections``.
 
     ClamAV running with signatures from yesterday, nftables active with a
-    default drop policy, Suricata running, no pending security updates.  Any
-    section can be replaced by keyword (``antivirus=AntivirusSection(...)``).
+    default drop policy, Suricata running, no pending security updates.  Only
+    the eight sections of schema 1.0: the later families (logging, auth, …)
+    are left out, as from an agent that does not collect them.
     """
-    now = collected_at or datetime.now(UTC)
-    defaults: dict[str, Any] = {
-        "hardware": HardwareSection(
+    healthy = factories.healthy_sections(now)
+    clamav = healthy["antivirus"].products[0]
+    nftables = healthy["firewall"].backends[0]
+    sections: dict[str, Any] = dict.fromkeys(healthy, None)
+    sections.update(
+        hardware=HardwareSection(
             vendor="Dell Inc.",
             model="OptiPlex 7090",
             serial="ABC1234",
@@ -78,16 +72,15 @@ def make_report(
                 )
             ],
         ),
-        "os": OsSection(
-            name="Debian GNU/Linux 12 (bookworm)",
-            id="debian",
-            version="12",
-            kernel="6.1.0-18-amd64",
-            arch="x86_64",
-            boot_time=now - timedelta(days=3),
-            uptime_seconds=3 * 86400,
+        os=healthy["os"].model_copy(
+            update={
+                "kernel": "6.1.0-18-amd64",
+                "arch": "x86_64",
+                "boot_time": now - timedelta(days=3),
+                "uptime_seconds": 3 * 86400,
+            }
         ),
-        "software": SoftwareSection(
+        software=SoftwareSection(
             manager="dpkg",
             packages=[
                 Package(name="clamav", version="1.0.5+dfsg-1~deb12u1", arch="amd64"),
@@ -95,7 +88,7 @@ def make_report(
                 Package(name="suricata", version="1:6.0.10-1", arch="amd64"),
             ],
         ),
-        "network": NetworkSection(
+        network=NetworkSection(
             interfaces=[
                 NetworkInterface(
                     name="eth0",
@@ -106,61 +99,53 @@ def make_report(
             ],
             listening=[ListeningSocket(protocol="tcp", address="0.0.0.0", port=22, process="sshd")],
         ),
-        "antivirus": AntivirusSection(
+        antivirus=AntivirusSection(
             products=[
-                AntivirusProduct(
-                    name="ClamAV",
-                    installed=True,
-                    running=True,
-                    updater_running=True,
-                    realtime=False,
-                    signature_version="27200",
-                    signature_updated_at=now - timedelta(days=1),
-                    last_scan_at=now - timedelta(days=2),
-                    evidence=["clamav-daemon.service active"],
+                clamav.model_copy(
+                    update={
+                        "realtime": False,
+                        "signature_version": "27200",
+                        "last_scan_at": now - timedelta(days=2),
+                        "evidence": ["clamav-daemon.service active"],
+                    }
                 )
             ]
         ),
-        "patches": PatchesSection(
-            manager="apt",
-            pending_count=0,
-            security_pending_count=0,
-            pending=[],
-            last_update_at=now - timedelta(days=2),
-            last_refresh_at=now - timedelta(hours=6),
-            auto_updates=True,
-            reboot_required=False,
+        patches=healthy["patches"].model_copy(
+            update={
+                "pending": [],
+                "last_update_at": now - timedelta(days=2),
+                "last_refresh_at": now - timedelta(hours=6),
+            }
         ),
-        "firewall": FirewallSection(
-            backends=[
-                FirewallBackend(
-                    name="nftables",
-                    installed=True,
-                    active=True,
-                    default_inbound="drop",
-                    rule_count=12,
-                )
-            ],
-            active=True,
-            default_inbound="drop",
+        firewall=healthy["firewall"].model_copy(
+            update={"backends": [nftables.model_copy(update={"rule_count": 12})]}
         ),
-        "ids": IdsSection(
+        ids=IdsSection(
             products=[IdsProduct(name="Suricata", kind="nids", installed=True, running=True)]
         ),
-    }
-    defaults.update(sections)
-    return Report(
-        agent_version="0.1.0",
-        collected_at=now,
-        collection_seconds=1.5,
-        host=HostIdentity(
-            hostname=hostname,
-            fqdn=f"{hostname}.example.gov.vn",
-            machine_id=machine_id,
-            os_family="linux",
-            role=role,  # type: ignore[arg-type]
-        ),
-        **defaults,
+    )
+    return sections
+
+
+def make_report(
+    *,
+    hostname: str = "pc-01",
+    machine_id: str | None = "machine-0001",
+    role: str = "workstation",
+    collected_at: datetime | None = None,
+    **sections: Any,
+) -> Report:
+    """``tests.factories.make_report`` with the sections of ``workstation_sections``.
+
+    Any section can be replaced by keyword (``antivirus=AntivirusSection(...)``).
+    """
+    now = collected_at or datetime.now(UTC)
+    parts = {**workstation_sections(now), **sections}
+    report = factories.make_report(now, hostname, machine_id, role, **parts)  # type: ignore[arg-type]
+    host = report.host.model_copy(update={"fqdn": f"{hostname}.example.gov.vn"})
+    return report.model_copy(
+        update={"agent_version": "0.1.0", "collection_seconds": 1.5, "host": host}
     )
 
 

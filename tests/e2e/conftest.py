@@ -23,9 +23,10 @@ def _free_port() -> int:
 
 
 class Collector:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.db = tmp / "collector.db"
         self.env = {
             **os.environ,
@@ -38,7 +39,8 @@ class Collector:
     def start(self) -> None:
         with open(self.log, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "collector.cli", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "collector.cli", "serve", "--host", self.host,
+                 "--port", str(self.port)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 30
