@@ -40,7 +40,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -49,7 +49,7 @@ import psutil
 
 from agent.probes import unknown
 from agent.probes.base import CommandTimeout, ProbeContext, ToolMissing
-from agent.probes.network import listening_from_connections, parse_proc_net
+from agent.probes.network import listening_from_connections, parse_proc_net, process_namer
 from agent.report import EncryptedVolume, EncryptionSection, ListeningSocket, PlaintextService
 
 VolumeKind = Literal["LUKS1", "LUKS2", "plain", "other"]
@@ -365,24 +365,10 @@ def plaintext_services(sockets: Iterable[ListeningSocket]) -> list[PlaintextServ
     return sorted(found, key=lambda p: (p.port, p.address, p.process or ""))
 
 
-def _process_namer() -> Callable[[int], str | None]:
-    cache: dict[int, str | None] = {}
-
-    def name_of(pid: int) -> str | None:
-        if pid not in cache:
-            try:
-                cache[pid] = psutil.Process(pid).name() or None
-            except (psutil.Error, OSError):
-                cache[pid] = None
-        return cache[pid]
-
-    return name_of
-
-
 def listening_tcp(ctx: ProbeContext, notes: list[str]) -> list[ListeningSocket] | None:
     """Listening TCP sockets of the live host, None if the socket table is unreadable."""
     try:
-        return listening_from_connections(psutil.net_connections(kind="tcp"), _process_namer())
+        return listening_from_connections(psutil.net_connections(kind="tcp"), process_namer())
     except (OSError, psutil.Error) as exc:
         found: list[ListeningSocket] = []
         tables = 0

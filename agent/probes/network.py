@@ -197,7 +197,8 @@ def _sorted(sockets: Iterable[ListeningSocket]) -> list[ListeningSocket]:
     return sorted(unique.values(), key=lambda s: (s.protocol, s.port, s.address, s.process or ""))
 
 
-def _process_namer() -> Callable[[int], str | None]:
+def process_namer() -> Callable[[int], str | None]:
+    """pid → process name, memoised for one socket-table walk."""
     cache: dict[int, str | None] = {}
 
     def name_of(pid: int) -> str | None:
@@ -237,7 +238,7 @@ def probe(ctx: ProbeContext) -> NetworkSection:
     listening: list[ListeningSocket] | None
     try:
         listening = listening_from_connections(
-            psutil.net_connections(kind="inet"), _process_namer()
+            psutil.net_connections(kind="inet"), process_namer()
         )
         if not ctx.is_root:
             notes.append("not root: owning process of other users' sockets is not visible")
