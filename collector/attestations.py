@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from sqlmodel import Session, col, select
 
-from collector.crud import CrudError, NotFound
+from collector.crud import CrudError, NotFound, revoke_row
 from collector.models import Agency, AttestationRecord, EvidenceFile, utcnow
 from policies.exceptions import Attestation, latest_attestations
 from policies.framework import DEFAULT_FRAMEWORK, Requirement, load_framework
@@ -167,15 +167,7 @@ def revoke_attestation(
     session: Session, attestation_id: int, *, now: datetime | None = None
 ) -> AttestationRecord:
     """Revoke an attestation (idempotent); the row and its evidence are kept."""
-    row = session.get(AttestationRecord, attestation_id)
-    if row is None:
-        raise NotFound(f"attestation {attestation_id} not found")
-    if row.revoked_at is None:
-        row.revoked_at = now or utcnow()
-        session.add(row)
-        session.commit()
-        session.refresh(row)
-    return row
+    return revoke_row(session, AttestationRecord, attestation_id, "attestation", now)
 
 
 def to_attestation(row: AttestationRecord, evidence_files: list[str] | None = None) -> Attestation:

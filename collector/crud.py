@@ -12,10 +12,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from agent.report import (
     DeliveryInfo,
@@ -592,3 +593,21 @@ def reports_lost(session: Session, host_ids: Iterable[int]) -> dict[int, int]:
         for host_id, total in session.exec(query).all():
             totals[host_id] = int(total or 0)
     return totals
+
+
+RevocableT = TypeVar("RevocableT", bound=SQLModel)
+
+
+def revoke_row(
+    session: Session, model: type[RevocableT], row_id: int, label: str, now: datetime | None
+) -> RevocableT:
+    """Set ``revoked_at`` once (idempotent); the row is kept for the record."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"{label} {row_id} not found")
+    if row.revoked_at is None:  # type: ignore[attr-defined]
+        row.revoked_at = now or utcnow()  # type: ignore[attr-defined]
+        session.add(row)
+        session.commit()
+        session.refresh(row)
+    return row

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from collector.crud import CrudError, NotFound
+from collector.crud import CrudError, revoke_row
 from collector.models import Agency, Host, WaiverRecord, utcnow
 from policies.exceptions import Waiver, apply_waivers
 from policies.model import Finding
@@ -152,13 +152,5 @@ def waive_fleet_findings(
 
 def revoke_waiver(session: Session, waiver_id: int, *, now: datetime | None = None) -> WaiverRecord:
     """Revoke a waiver (idempotent); the row is kept for the record."""
-    row = session.get(WaiverRecord, waiver_id)
-    if row is None:
-        raise NotFound(f"waiver {waiver_id} not found")
-    if row.revoked_at is None:
-        row.revoked_at = now or utcnow()
-        session.add(row)
-        session.commit()
-        session.refresh(row)
-    return row
+    return revoke_row(session, WaiverRecord, waiver_id, "waiver", now)
 
