@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from agent.report import Report
 from collector.db import create_db_engine, init_db
@@ -18,7 +20,7 @@ from collector.settings import Settings
 API_DESCRIPTION = """\
 Central collector of the security posture scanner: enrolls agents, ingests
 their fact reports and evaluates them against Quy chế 02/2013 (Bình Dương),
-Điều 16–19.
+Điều 14 and 16–20.
 
 Agents authenticate with their credential (`pa_…`), administrators with the
 admin token (`POSTURE_ADMIN_TOKEN`).
@@ -53,10 +55,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             (r"/api/v1/attestations/\d+/evidence", settings.max_evidence_bytes + 64 * 1024)
         ],
     )
+    app.add_exception_handler(OverflowError, _number_out_of_range)
+    app.add_exception_handler(DataError, _number_out_of_range)  # PostgreSQL's version
     app.include_router(health.router)
     app.include_router(api_router)
     _document_report_schema(app)
     return app
+
+
+async def _number_out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    """An id or number the database cannot hold is bad input, not a crash."""
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return JSONResponse(
+        status_code=422, content={"detail": f"a value in the request is out of range: {reason}"}
+    )
 
 
 def _document_report_schema(app: FastAPI) -> None:
@@ -76,7 +88,33 @@ def _document_report_schema(app: FastAPI) -> None:
         for name, definition in report_schema.pop("$defs", {}).items():
             components.setdefault(name, definition)
         components["Report"] = report_schema
+        _document_error_details(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_error_details(schema: dict[str, Any]) -> None:
+    """A 422 carries either FastAPI's list of validation errors or our own message.
+
+    Routes refuse semantically invalid requests (unknown requirement, host of
+    another agency…) with ``{"detail": "<message>"}``; FastAPI documents every
+    422 as its validation-error list only.  Document both shapes.
+    """
+    components = schema.get("components", {}).get("schemas", {})
+    if "HTTPValidationError" not in components:
+        return
+    components["HTTPValidationError"] = {
+        "title": "HTTPValidationError",
+        "type": "object",
+        "properties": {
+            "detail": {
+                "title": "Detail",
+                "anyOf": [
+                    {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+                    {"type": "string"},
+                ],
+            }
+        },
+    }

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from sqlmodel import Session
 
 from collector import crud
+from collector.agentless import cli as agentless_cli
 from collector.db import create_db_engine, init_db
 from collector.models import MAX_LEVEL, MIN_LEVEL
 from collector.settings import Settings
@@ -56,6 +57,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
     uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply the database migrations (``alembic upgrade``); the server also does at start."""
+    from collector.db import migrate
+
+    engine = create_db_engine(settings)
+    try:
+        migrate(engine, args.revision)
+    finally:
+        engine.dispose()
+    print(f"database migrated to {args.revision}")
     return 0
 
 
@@ -273,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.set_defaults(func=cmd_serve)
 
+    mig = sub.add_parser("migrate", help="create or upgrade the database schema (Alembic)")
+    mig.add_argument("--revision", default="head", help="target revision (default: head)")
+    mig.set_defaults(func=cmd_migrate)
+
     agency = sub.add_parser("agency", help="manage agencies")
     agency_sub = agency.add_subparsers(dest="agency_command", required=True, metavar="ACTION")
     create = agency_sub.add_parser("create", help="create an agency")
@@ -334,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reeval.add_argument("--agency", metavar="CODE", default=None, help="only this agency")
     reeval.set_defaults(func=cmd_reevaluate)
+
+    agentless_cli.register(sub)
     return parser
 
 

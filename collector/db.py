@@ -6,11 +6,19 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, event
-from sqlmodel import Session, SQLModel, create_engine
+from sqlalchemy import Connection, Engine, event, inspect, text
+from sqlmodel import Session, create_engine
 
 from collector import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from collector.settings import Settings
+
+
+def normalise_database_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` URLs use the psycopg (3) driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
@@ -30,7 +38,7 @@ def create_db_engine(settings: Settings) -> Engine:
     (``check_same_thread=False``), WAL mode lets readers work during ingest,
     and foreign keys are enforced.
     """
-    url = settings.database_url
+    url = normalise_database_url(settings.database_url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _set_sqlite_pragmas)
@@ -38,9 +46,49 @@ def create_db_engine(settings: Settings) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+MIGRATIONS = "collector:migrations"
+# Revision matching the schema of databases created by ``create_all`` before
+# Alembic: such databases are stamped with it, then upgraded.
+BASELINE_REVISION = "0001"
+# Key of the PostgreSQL advisory lock held while migrating (several collector
+# processes may start at once on one database).
+_MIGRATION_LOCK = 0x706F7374
+
+
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Any:
+    """The Alembic configuration, built in code (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", normalise_database_url(url).replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """``alembic upgrade <revision>`` on ``engine``'s database, in one transaction.
+
+    A database created before migrations existed (tables but no
+    ``alembic_version``) is first stamped with the baseline revision.
+    """
+    from alembic import command
+
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+        config = alembic_config(connection)
+        tables = set(inspect(connection).get_table_names())
+        if "alembic_version" not in tables and "agency" in tables:
+            command.stamp(config, BASELINE_REVISION)
+        command.upgrade(config, revision)
+
+
 def init_db(engine: Engine) -> None:
-    """Create missing tables (Alembic migrations will replace this)."""
-    SQLModel.metadata.create_all(engine)
+    """Bring the schema up to date (``alembic upgrade head``)."""
+    migrate(engine)
 
 
 def get_engine(request: Request) -> Engine:

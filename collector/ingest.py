@@ -190,7 +190,12 @@ def store_report(
     environment.
     """
     try:
-        host = session.get(Host, agent.host_id)
+        # The host row is locked (SELECT … FOR UPDATE; SQLite serialises writers
+        # anyway) for the whole ingest: concurrent reports of one host, on any
+        # number of collector processes, are applied one after the other, so a
+        # report id is stored once, the inventory is never applied from a stale
+        # base and the latest report only moves forward.
+        host = session.get(Host, agent.host_id, with_for_update=True, populate_existing=True)
         agency = session.get(Agency, agent.agency_id)
         if host is None or agency is None or host.id is None:  # pragma: no cover
             raise IngestError(401, "unknown agent credential")

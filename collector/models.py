@@ -404,3 +404,29 @@ class ProbeRun(SQLModel, table=True):
     received_at: datetime | None = _ts(nullable=True, index=True)
     plan: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     results: dict[str, Any] | None = Field(default=None, sa_type=JSON, nullable=True)
+
+
+class AgentlessTarget(SQLModel, table=True):
+    """A server collected over SSH (no agent installed); its host key is pinned.
+
+    ``host_key_*`` is the key an administrator trusted (None until trusted: the
+    target is then never connected to).  ``host_id`` is created on the first
+    collection.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    host_id: int | None = Field(default=None, foreign_key="host.id", index=True)
+    address: str = Field(max_length=255)
+    port: int = 22
+    username: str = Field(max_length=64)
+    key_path: str = Field(max_length=1000)
+    role: str = Field(default="unknown", max_length=32)
+    host_key_type: str | None = Field(default=None, max_length=64)
+    host_key_b64: str | None = Field(default=None, sa_type=Text, nullable=True)
+    host_key_sha256: str | None = Field(default=None, max_length=128)
+    trusted_at: datetime | None = _ts(nullable=True)
+    trusted_by: str | None = Field(default=None, max_length=255)
+    interval_minutes: int = 1440
+    last_run_at: datetime | None = _ts(nullable=True)
+    last_error: str | None = Field(default=None, sa_type=Text, nullable=True)

@@ -71,6 +71,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    enroll_rate_per_minute: int = Field(
+        default=30,
+        ge=0,
+        description=(
+            "POST /api/v1/enroll attempts allowed per client IP and minute, per process "
+            "(token bucket; 429 with Retry-After above it; 0 disables the limit)."
+        ),
+    )
+
     parameters_file: Path | None = Field(
         default=None,
         description=(

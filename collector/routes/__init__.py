@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from collector.routes import agencies, attestations, enroll, health, hosts, reports, waivers
+from collector.routes import agentless as agentless_routes
 from collector.routes import discovery as discovery_routes
 from collector.routes import fleet as fleet_routes
 from collector.routes import history as history_routes
@@ -24,5 +25,6 @@ api_router.include_router(history_routes.router)
 api_router.include_router(network_routes.admin_router)
 api_router.include_router(network_routes.agent_router)
 api_router.include_router(discovery_routes.router)
+api_router.include_router(agentless_routes.router)
 
 __all__ = ["api_router", "health"]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 
 from collector import crud
 from collector.db import SessionDep
+from collector.ratelimit import enroll_rate_limit
 from collector.schemas import AgencyRef, EnrollRequest, EnrollResponse, ErrorDetail
 
 router = APIRouter(tags=["agents"])
@@ -15,7 +16,11 @@ router = APIRouter(tags=["agents"])
     "/enroll",
     response_model=EnrollResponse,
     status_code=status.HTTP_201_CREATED,
-    responses={401: {"model": ErrorDetail, "description": "Unknown, revoked or expired token"}},
+    responses={
+        401: {"model": ErrorDetail, "description": "Unknown, revoked or expired token"},
+        429: {"model": ErrorDetail, "description": "Too many attempts from this address"},
+    },
+    dependencies=[Depends(enroll_rate_limit)],
 )
 def enroll(body: EnrollRequest, session: SessionDep) -> EnrollResponse:
     """Exchange an enrollment token for an agent credential (shown only once)."""

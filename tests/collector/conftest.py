@@ -1,4 +1,5 @@
-"""Fixtures of the collector tests: a fresh app and SQLite file per test, report builders."""
+"""Fixtures of the collector tests: a fresh app and database per test (SQLite and
+PostgreSQL), report builders."""
 
 from __future__ import annotations
 
@@ -32,8 +33,10 @@ from agent.report import (
     SoftwareSection,
 )
 from collector.app import create_app
+from collector.db import create_db_engine, init_db
 from collector.settings import Settings
 from tests import factories
+from tests.pg import PostgresServer, postgres_server_fixture  # noqa: F401  (fixture)
 
 ADMIN_TOKEN = "test-admin-token"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -266,9 +269,41 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "collector.db"
 
 
+@pytest.fixture(scope="session")
+def pg_template(postgres_server: PostgresServer) -> str:
+    """A database migrated once (``alembic upgrade head``), copied for each test."""
+    name = postgres_server.create_database(name="posture_template")
+    engine = create_db_engine(Settings(database_url=postgres_server.url_for(name)))
+    try:
+        init_db(engine)
+    finally:
+        engine.dispose()
+    return name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_backend(request: pytest.FixtureRequest) -> str:
+    """Every test of the collector app runs on SQLite and on a real PostgreSQL."""
+    return str(request.param)
+
+
 @pytest.fixture
-def settings(db_path: Path) -> Settings:
-    return Settings(database_url=f"sqlite:///{db_path}", admin_token=ADMIN_TOKEN)
+def collector_database_url(
+    database_backend: str, db_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A fresh database per test: a SQLite file, or a copy of the migrated PG template."""
+    if database_backend == "sqlite":
+        yield f"sqlite:///{db_path}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.create_database(template=request.getfixturevalue("pg_template"))
+    yield server.url_for(name)
+    server.drop_database(name)
+
+
+@pytest.fixture
+def settings(collector_database_url: str) -> Settings:
+    return Settings(database_url=collector_database_url, admin_token=ADMIN_TOKEN)
 
 
 @pytest.fixture

@@ -299,3 +299,10 @@ def test_healthz_and_openapi(client) -> None:
     compliance = paths["/api/v1/agencies/{agency_id}/compliance"]["get"]
     assert "ArticleVerdict" in str(compliance["responses"]["200"])
     assert client.get("/docs").status_code == 200
+
+
+def test_ids_beyond_64_bits_are_bad_input_not_a_crash(api, admin_headers) -> None:
+    huge = 2**70
+    r = api.client.get(f"/api/v1/agencies/{huge}", headers=admin_headers)
+    assert r.status_code in (404, 422), r.text
+    assert "detail" in r.json()
