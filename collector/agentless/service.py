@@ -43,16 +43,6 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def ensure_schema(session: Session) -> None:
-    """Create the ``agentlesstarget`` table when the database predates it.
-
-    Stop-gap until an Alembic revision adds it (the migrations are being
-    regenerated concurrently; see the agentless notes).
-    """
-    table: Any = AgentlessTarget.__table__  # type: ignore[attr-defined]
-    table.create(session.get_bind(), checkfirst=True)
-
-
 def create_target(
     session: Session,
     *,
@@ -64,7 +54,6 @@ def create_target(
     role: str = "unknown",
     interval_minutes: int = 1440,
 ) -> AgentlessTarget:
-    ensure_schema(session)
     if session.get(Agency, agency_id) is None:
         raise AgentlessError(f"agency {agency_id} does not exist")
     if role not in VALID_ROLES:
@@ -87,7 +76,6 @@ def create_target(
 
 
 def get_target(session: Session, target_id: int) -> AgentlessTarget:
-    ensure_schema(session)
     target = session.get(AgentlessTarget, target_id)
     if target is None:
         raise AgentlessError(f"agentless target {target_id} does not exist")
@@ -226,7 +214,6 @@ class RunOutcome:
 
 
 def due_targets(session: Session, now: datetime) -> list[AgentlessTarget]:
-    ensure_schema(session)
     due = []
     for target in session.exec(select(AgentlessTarget).order_by(AgentlessTarget.id)).all():
         if pinned_key(target) is None:

@@ -19,8 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Databases from before the migrations may have it already (created by
-    # collector.agentless.service.ensure_schema or create_all).
+    # Databases from before the migrations may have it already (create_all).
     if "agentlesstarget" in sa.inspect(op.get_bind()).get_table_names():
         return
     op.create_table(
