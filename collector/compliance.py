@@ -78,11 +78,7 @@ def agency_articles(session: Session, agency: Agency) -> list[ArticleVerdict]:
     return engine.summarize_agency(
         evaluations,
         agency.level,
-        fleet_findings=waivers.waive_fleet_findings(
-            engine.evaluate_fleet(fleet_data.fleet_context(session, agency, now)),
-            agency_waivers,
-            now,
-        ),
+        fleet_findings=fleet_data.fleet_findings(session, agency, now),
         attestations=agency_attestations,
         now=now,
     )

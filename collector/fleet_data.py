@@ -11,7 +11,6 @@ the agency's register of approved software (``None`` when not declared).
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from collector.models import (
 )
 from collector.parameters import InvalidParameters, effective_parameters
 from collector.settings import Settings
+from collector.waivers import active_waivers
 from policies import engine
 from policies import parameters as policy_parameters
 from policies.exceptions import Waiver, apply_waivers
@@ -111,22 +111,6 @@ def rebuild_report(session: Session, stored: StoredReport) -> Report | None:
 
 
 # --- findings -------------------------------------------------------------------
-
-
-def agency_waivers(session: Session, agency_id: int, now: datetime) -> list[Waiver] | None:
-    """Waivers in force, from ``collector.waivers`` when it exists (None: no waivers module)."""
-    try:
-        module = importlib.import_module("collector.waivers")
-    except ModuleNotFoundError:
-        return None
-    active = getattr(module, "active_waivers", None)
-    if active is None:
-        return None
-    try:
-        return list(active(session, agency_id, now))
-    except Exception:  # waivers are an overlay: never let them break the fleet view
-        log.exception("could not load the waivers of agency %s", agency_id)
-        return None
 
 
 def host_findings(
@@ -239,7 +223,7 @@ def fleet_context(
     now = now or utcnow()
     params = params or agency_parameters(agency, settings)
     since = now - timedelta(days=params["fleet"]["software_change_window_days"])
-    waivers = agency_waivers(session, agency.id, now)
+    waivers = active_waivers(session, agency.id, now)
 
     hosts: list[FleetHost] = []
     changes: list[SoftwareChange] = []
@@ -291,5 +275,4 @@ def fleet_findings(
     assert agency.id is not None
     now = now or utcnow()
     findings = engine.evaluate_fleet(fleet_context(session, agency, now, settings=settings))
-    waivers = agency_waivers(session, agency.id, now)
-    return apply_waivers(findings, waivers, now, None) if waivers else findings
+    return apply_waivers(findings, active_waivers(session, agency.id, now), now, None)

@@ -143,13 +143,6 @@ def waive_host_findings(
     return apply_waivers(findings, waivers, now, host.id)
 
 
-def waive_fleet_findings(
-    findings: Iterable[Finding], agency_waivers: Iterable[Waiver], now: datetime
-) -> list[Finding]:
-    """Agency-wide rule findings with the agency-wide waivers (no ``host_id``) applied."""
-    return apply_waivers(findings, agency_waivers, now, None)
-
-
 def revoke_waiver(session: Session, waiver_id: int, *, now: datetime | None = None) -> WaiverRecord:
     """Revoke a waiver (idempotent); the row is kept for the record."""
     return revoke_row(session, WaiverRecord, waiver_id, "waiver", now)
