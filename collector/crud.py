@@ -43,7 +43,7 @@ from collector.models import (
     StoredReport,
     utcnow,
 )
-from collector.security import (
+from collector.tokens import (
     format_agent_credential,
     hash_secret,
     new_agent_secret,

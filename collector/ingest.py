@@ -26,9 +26,9 @@ from sqlmodel import Session, select
 
 from agent.report import SUPPORTED_MAJOR, Report, SoftwareSection, schema_major
 from collector import crud, history
+from collector.credentials import AgentContext
 from collector.models import Agency, Host
 from collector.parameters import InvalidParameters, effective_parameters
-from collector.security import AgentContext
 from collector.settings import Settings
 from policies import engine
 from policies.model import VERDICTS, HostEvaluation

@@ -107,6 +107,11 @@ class AgentCredential(SQLModel, table=True):
     secret_hash: str = Field(max_length=64)
     created_at: datetime = _ts()
     revoked_at: datetime | None = _ts(nullable=True)
+    # Rotation: the new credential names the one it replaces; the old one stays
+    # valid until the new one is first used or ``grace_until``, whichever is first.
+    replaces_id: int | None = Field(default=None, foreign_key="agentcredential.id")
+    grace_until: datetime | None = _ts(nullable=True)
+    first_used_at: datetime | None = _ts(nullable=True)
 
 
 class StoredReport(SQLModel, table=True):
@@ -430,3 +435,53 @@ class AgentlessTarget(SQLModel, table=True):
     interval_minutes: int = 1440
     last_run_at: datetime | None = _ts(nullable=True)
     last_error: str | None = Field(default=None, sa_type=Text, nullable=True)
+
+
+class User(SQLModel, table=True):
+    """A person using the API or the dashboard.
+
+    ``role`` is one of ``collector.roles.Role``; ``agency_id`` is set for agency
+    roles and None for province roles.  The password is stored as an scrypt hash.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, index=True, max_length=64)
+    display_name: str | None = Field(default=None, max_length=255)
+    role: str = Field(max_length=32)
+    agency_id: int | None = Field(default=None, foreign_key="agency.id", index=True)
+    password_hash: str | None = Field(default=None, max_length=255)
+    created_at: datetime = _ts()
+    disabled_at: datetime | None = _ts(nullable=True)
+
+
+class UserToken(SQLModel, table=True):
+    """An API token or a dashboard session of a user; only its hash is kept."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    kind: str = Field(default="api", max_length=16)  # api | session
+    token_hash: str = Field(max_length=64)
+    label: str | None = Field(default=None, max_length=255)
+    created_at: datetime = _ts()
+    expires_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+    last_used_at: datetime | None = _ts(nullable=True)
+
+
+class AuditEvent(SQLModel, table=True):
+    """One administrative action: who did what to which object, and when.
+
+    Written in the same transaction as the change it records, so the log and
+    the data can never disagree.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts(index=True)
+    actor: str = Field(max_length=255)  # "user:alice", "admin-token", "cli:root", "agent:12"
+    actor_role: str = Field(max_length=32)
+    user_id: int | None = Field(default=None, index=True)
+    agency_id: int | None = Field(default=None, index=True)
+    action: str = Field(max_length=64, index=True)  # e.g. "waiver.create"
+    target: str | None = Field(default=None, max_length=255)  # e.g. "waiver:7"
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    source: str | None = Field(default=None, max_length=255)  # client IP or "cli"

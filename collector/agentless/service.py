@@ -19,9 +19,9 @@ from agent.probes.base import DEFAULT_COMMAND_TIMEOUT
 from agent.report import Report
 from collector.agentless import ssh
 from collector.agentless.context import collect_remote
+from collector.credentials import AgentContext
 from collector.ingest import IngestError, IngestResult, store_report
 from collector.models import Agency, AgentlessTarget, Host
-from collector.security import AgentContext
 from collector.settings import Settings
 
 VALID_ROLES = ("server", "workstation", "unknown")

@@ -8,8 +8,8 @@ from sqlmodel import Session, select
 from collector import cli
 from collector.db import create_db_engine
 from collector.models import Agency, EnrollmentToken
-from collector.security import hash_secret
 from collector.settings import Settings
+from collector.tokens import hash_secret
 
 
 @pytest.fixture

@@ -12,7 +12,13 @@ from sqlalchemy import Engine, inspect, text
 from sqlmodel import Session, SQLModel
 
 from collector import cli
-from collector.db import alembic_config, create_db_engine, migrate, normalise_database_url
+from collector.db import (
+    BASELINE_REVISION,
+    alembic_config,
+    create_db_engine,
+    migrate,
+    normalise_database_url,
+)
 from collector.models import Agency
 from collector.settings import Settings
 
@@ -60,7 +66,11 @@ def test_downgrade_and_upgrade_again(empty_engine: Engine) -> None:
 
 
 def test_database_created_before_migrations_is_adopted(empty_engine: Engine) -> None:
-    SQLModel.metadata.create_all(empty_engine)
+    # What create_all built before Alembic: the baseline schema, unversioned.
+    migrate(empty_engine, BASELINE_REVISION)
+    with empty_engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    assert "alembic_version" not in tables(empty_engine)
     with Session(empty_engine) as session:
         session.add(Agency(code="so-tttt", name="Sở TTTT", level=3))
         session.commit()
