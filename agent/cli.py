@@ -1,4 +1,4 @@
-"""posture-agent: collect | enroll | run | status."""
+"""posture-agent: collect | enroll | run | status | rotate-credential | schema | netprobe."""
 
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     config = _load_config(args)
     identity = host_identity(ProbeContext(), role=config.role)
     try:
-        enrollment = enroll(args.collector, args.token, identity, config)
+        enrollment = enroll(
+            args.collector, args.token, identity, config, ca_fingerprint=args.ca_fingerprint
+        )
     except EnrollmentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -54,6 +56,48 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         f"{agency.get('name')} [{agency.get('code')}], Mức độ {agency.get('level')}; "
         f"credential saved in {Enrollment.path(config.state_dir)}"
     )
+    if enrollment.ca_fingerprint:
+        print(
+            f"collector CA pinned ({enrollment.ca_fingerprint}), saved in "
+            f"{config.pinned_ca_path}: it is the only CA trusted for this collector"
+        )
+    elif enrollment.collector_url.startswith("http://"):
+        print(
+            "warning: plain http: the credential and the reports are not encrypted",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_rotate_credential(args: argparse.Namespace) -> int:
+    from agent.client import CredentialRejected, RotationError, TransportError, rotate_credential
+
+    config = _load_config(args)
+    if Enrollment.load(config.state_dir) is None:
+        print(
+            f"error: this host is not enrolled (no {Enrollment.path(config.state_dir)})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        rotation = rotate_credential(config)
+    except CredentialRejected as exc:
+        print(f"error: the collector refused the current credential: {exc}", file=sys.stderr)
+        return 1
+    except (RotationError, TransportError) as exc:
+        print(f"error: {exc}; the current credential stays in use", file=sys.stderr)
+        return 1
+    where = Enrollment.path(config.state_dir)
+    if rotation.confirmed:
+        state = "the previous credential is revoked"
+    elif rotation.old_valid_until is not None:
+        state = (
+            "the previous credential stays valid until the new one is first used, at the "
+            f"latest until {rotation.old_valid_until.isoformat()}"
+        )
+    else:
+        state = "the previous credential stays valid until the new one is first used"
+    print(f"new credential (id {rotation.enrollment.agent_id}) saved in {where}; {state}")
     return 0
 
 
@@ -93,21 +137,37 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("last delivery", status.get("last_delivery_at", "never")),
         ("last error", status.get("last_error") or "-"),
         ("spool depth", str(spool.depth())),
-        ("spool size", f"{spool.size_bytes()} bytes (max {config.spool_max_reports} reports, "
-                       f"{config.spool_max_bytes} bytes)"),
-        ("reports evicted", str(lost) + (f" ({sum(e.count for e in unsent)} not yet reported "
-                                         "to the collector)" if unsent else "")),
+        (
+            "spool size",
+            f"{spool.size_bytes()} bytes (max {config.spool_max_reports} reports, "
+            f"{config.spool_max_bytes} bytes)",
+        ),
+        (
+            "reports evicted",
+            str(lost)
+            + (
+                f" ({sum(e.count for e in unsent)} not yet reported to the collector)"
+                if unsent
+                else ""
+            ),
+        ),
         ("rejected reports", str(len(spool.rejected()))),
-        ("inventory acked", f"{len(acked_packages)} packages in report {acked_id}"
-         if acked_id and acked_packages is not None else "none (next report is full)"),
+        (
+            "inventory acked",
+            f"{len(acked_packages)} packages in report {acked_id}"
+            if acked_id and acked_packages is not None
+            else "none (next report is full)",
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     for e in evictions:
         state = f"reported in {e.reported_in}" if e.reported_at else "not yet reported"
-        print(f"  evicted {e.count} report(s) collected {e.first_collected_at} .. "
-              f"{e.last_collected_at} ({e.first_report_id} .. {e.last_report_id}), {state}")
+        print(
+            f"  evicted {e.count} report(s) collected {e.first_collected_at} .. "
+            f"{e.last_collected_at} ({e.first_report_id} .. {e.last_report_id}), {state}"
+        )
     for report_id, when, code, error in spool.rejected():
         print(f"  rejected {report_id} at {when} (HTTP {code}): {error}")
     return 0
@@ -202,9 +262,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("enroll", help="enroll this host with a collector")
     p.add_argument("--collector", required=True, help="collector URL")
-    p.add_argument("--token", required=True, help="agency enrollment token")
+    p.add_argument(
+        "--token",
+        required=True,
+        help="agency enrollment token (pe_…), or pe_…#sha256:… with the CA fingerprint",
+    )
+    p.add_argument(
+        "--ca-fingerprint",
+        metavar="sha256:HEX",
+        help="pin the collector's CA (printed with the token): it becomes the only CA "
+        "trusted for this collector",
+    )
     p.add_argument("--role", choices=["server", "workstation"])
     p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser(
+        "rotate-credential", help="replace this agent's credential with a new one now"
+    )
+    p.set_defaults(func=cmd_rotate_credential)
 
     p = sub.add_parser("run", help="collect on an interval and push to the collector")
     p.add_argument("--once", action="store_true", help="one collection and delivery, then exit")
@@ -218,8 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("netprobe", help="run this agent's segmentation probe plan")
-    p.add_argument("--method", choices=["auto", "syn", "connect"], default="auto",
-                   help="syn needs root and scapy; auto picks syn when it can")
+    p.add_argument(
+        "--method",
+        choices=["auto", "syn", "connect"],
+        default="auto",
+        help="syn needs root and scapy; auto picks syn when it can",
+    )
     p.add_argument("--plan", type=Path, help="read the plan from a JSON file, not the collector")
     p.add_argument("--dry-run", action="store_true", help="print the results, do not send them")
     p.set_defaults(func=cmd_netprobe)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import importlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -97,6 +98,10 @@ def host_identity(ctx: ProbeContext, role: HostRole = "unknown") -> HostIdentity
             fqdn = None
     system = platform.system().lower()
     os_family = system if system in ("linux", "windows", "darwin") else "other"
+    if machine_id is None and os_family == "windows":
+        from agent.probes.windows.runner import machine_guid
+
+        machine_id = machine_guid()
     return HostIdentity(
         hostname=hostname, fqdn=fqdn, machine_id=machine_id, os_family=os_family, role=role
     )
@@ -106,14 +111,29 @@ def collect(
     ctx: ProbeContext | None = None,
     role: HostRole = "unknown",
     timeout: float = DEFAULT_PROBE_TIMEOUT,
+    platform: str | None = None,
 ) -> Report:
-    """Collect one full report from this host (or from ``ctx.root``)."""
+    """Collect one full report from this host (or from ``ctx.root``).
+
+    ``platform`` (default ``sys.platform``) selects the probes: ``win32`` runs
+    the Windows probes of ``agent.probes.windows`` on a live host.
+    """
     ctx = ctx or ProbeContext()
+    windows = (platform or sys.platform) == "win32" and ctx.live
+    probes = None
+    if windows:
+        from agent.probes import windows as windows_probes
+        from agent.probes.windows.runner import prepare_context
+
+        ctx, probes = prepare_context(ctx), windows_probes.probes()
     started = time.monotonic()
-    sections = collect_sections(ctx, timeout=timeout)
+    sections = collect_sections(ctx, timeout=timeout, probes=probes)
+    host = host_identity(ctx, role)
+    if windows:
+        host = host.model_copy(update={"os_family": "windows"})
     return Report(
         agent_version=__version__,
-        host=host_identity(ctx, role),
+        host=host,
         collection_seconds=round(time.monotonic() - started, 3),
         **sections,
     )

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 SUPPORTED_MAJOR = 1
 
 SectionStatus = Literal["ok", "unknown"]
@@ -259,6 +259,12 @@ class AntivirusProduct(_Model):
     signature_updated_at: datetime | None = None
     last_scan_at: datetime | None = None
     evidence: list[str] = Field(default_factory=list, description="What the detection saw.")
+    # schema 1.4
+    signatures_up_to_date: bool | None = Field(
+        default=None,
+        description="The product's own verdict on its signatures (e.g. Windows Security "
+        "Center productState); None when the product does not say.",
+    )
 
 
 class AntivirusSection(Section):
@@ -276,6 +282,14 @@ class PendingUpdate(_Model):
     origin: str | None = None
 
 
+class InstalledUpdate(_Model):
+    """One installed update that is not a package, e.g. a Windows hotfix (KB)."""
+
+    id: str = Field(description="Update identifier, e.g. KB5034441.")
+    description: str | None = Field(default=None, description="e.g. Security Update.")
+    installed_at: datetime | None = None
+
+
 class PatchesSection(Section):
     manager: Literal["apt", "dnf", "yum", "zypper", "other"] | None = None
     pending_count: int | None = None
@@ -289,11 +303,24 @@ class PatchesSection(Section):
     )
     auto_updates: bool | None = None
     reboot_required: bool | None = None
+    # schema 1.4
+    installed_updates: list[InstalledUpdate] = Field(
+        default_factory=list,
+        description="Updates installed outside the package manager (Windows hotfixes).",
+    )
 
 
 # --- firewall ---------------------------------------------------------------
 
 InboundPolicy = Literal["drop", "reject", "accept"]
+
+
+class FirewallProfile(_Model):
+    """One profile of a firewall with several (Windows: Domain, Private, Public)."""
+
+    name: str
+    enabled: bool | None = None
+    default_inbound: InboundPolicy | None = None
 
 
 class FirewallBackend(_Model):
@@ -303,6 +330,11 @@ class FirewallBackend(_Model):
     default_inbound: InboundPolicy | None = None
     rule_count: int | None = None
     evidence: list[str] = Field(default_factory=list)
+    # schema 1.4
+    profiles: list[FirewallProfile] = Field(
+        default_factory=list,
+        description="Per-profile state; the backend is active only if every profile is.",
+    )
 
 
 class FirewallSection(Section):
@@ -331,6 +363,16 @@ class IdsSection(Section):
 # --- logging (schema 1.1) ---------------------------------------------------
 
 
+class AuditSetting(_Model):
+    """One subcategory of the Windows advanced audit policy."""
+
+    subcategory: str
+    guid: str | None = Field(default=None, description="Subcategory GUID (locale-independent).")
+    success: bool | None = None
+    failure: bool | None = None
+    setting: str | None = Field(default=None, description="Inclusion setting as printed.")
+
+
 class LoggingSection(Section):
     journald_storage: str | None = Field(
         default=None, description="Effective journald Storage= (persistent/volatile/auto/none)."
@@ -346,7 +388,25 @@ class LoggingSection(Section):
     )
     auditd_installed: bool | None = None
     auditd_running: bool | None = None
-    audit_rule_count: int | None = None
+    audit_rule_count: int | None = Field(
+        default=None,
+        description="auditd rules; on Windows, audit policy subcategories that are audited.",
+    )
+    # schema 1.4 (Windows)
+    event_log_running: bool | None = Field(
+        default=None, description="Windows Event Log service (EventLog) running."
+    )
+    security_log_enabled: bool | None = None
+    security_log_max_bytes: int | None = None
+    security_log_retention: Literal["overwrite", "archive", "keep"] | None = Field(
+        default=None,
+        description="When the Security log is full: overwrite old events (Circular), archive "
+        "the log (AutoBackup) or keep them and stop logging (Retain).",
+    )
+    audit_policy: list[AuditSetting] | None = Field(
+        default=None,
+        description="Windows advanced audit policy (auditpol /r); None if not read.",
+    )
 
 
 # --- authentication and access (schema 1.1) ---------------------------------
@@ -383,6 +443,23 @@ class AuthSection(Section):
     login_accounts: list[str] = Field(
         default_factory=list, description="Accounts with a login shell."
     )
+    # schema 1.4 (Windows facts; Linux may fill the neutral ones later)
+    password_policy_source: str | None = Field(
+        default=None, description="Where the Windows password policy was read: secedit, net."
+    )
+    password_complexity: bool | None = Field(
+        default=None, description="Windows 'Password must meet complexity requirements'."
+    )
+    lockout_threshold: int | None = Field(
+        default=None, description="Failed logons before an account locks; 0 = never."
+    )
+    lockout_duration_minutes: int | None = None
+    remote_desktop_enabled: bool | None = Field(
+        default=None, description="Remote Desktop accepts connections (fDenyTSConnections=0)."
+    )
+    remote_desktop_nla: bool | None = Field(
+        default=None, description="Remote Desktop requires Network Level Authentication."
+    )
 
 
 # --- encryption (schema 1.1) -------------------------------------------------
@@ -393,6 +470,10 @@ class EncryptedVolume(_Model):
     device: str | None = None
     kind: Literal["LUKS1", "LUKS2", "plain", "other"]
     mountpoint: str | None = None
+    # schema 1.4
+    method: str | None = Field(
+        default=None, description="Scheme and cipher when not LUKS, e.g. 'BitLocker XtsAes256'."
+    )
 
 
 class PlaintextService(_Model):

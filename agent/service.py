@@ -11,7 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from agent.client import CredentialRejected, flush
+from agent.client import (
+    CredentialRejected,
+    RotationError,
+    TransportError,
+    flush,
+    rotate_credential,
+)
 from agent.collect import collect
 from agent.config import AgentConfig, Enrollment, update_status
 from agent.probes.base import ProbeContext
@@ -40,7 +46,9 @@ def collect_once(config: AgentConfig, spool: Spool) -> str:
         log.warning(
             "spool full (%d reports / %d bytes max): %d oldest report(s) evicted; "
             "the collector will be told with the next delivery",
-            config.spool_max_reports, config.spool_max_bytes, len(put.evicted),
+            config.spool_max_reports,
+            config.spool_max_bytes,
+            len(put.evicted),
         )
     update_status(
         config.state_dir,
@@ -65,14 +73,44 @@ def deliver(config: AgentConfig, spool: Spool, enrollment: Enrollment) -> bool:
         spool_depth=result.remaining,
     )
     if result.resynced:
-        log.info("%d report(s) re-sent with the full software inventory at the collector's "
-                 "request", result.resynced)
+        log.info(
+            "%d report(s) re-sent with the full software inventory at the collector's request",
+            result.resynced,
+        )
     if result.rejected:
-        log.error("%d report(s) refused by the collector; see `posture-agent status`",
-                  result.rejected)
+        log.error(
+            "%d report(s) refused by the collector; see `posture-agent status`", result.rejected
+        )
     if result.error:
         log.warning("delivery postponed: %s (%d report(s) queued)", result.error, result.remaining)
+    if result.rotate_credential:
+        rotate_when_asked(config, enrollment)
     return result.remaining == 0
+
+
+def rotate_when_asked(config: AgentConfig, enrollment: Enrollment) -> bool:
+    """Rotate the credential at the collector's request; a failure is retried next time.
+
+    The collector keeps asking (``rotate_credential``) until the agent uses a
+    new credential, and the old one stays valid meanwhile.
+    """
+    try:
+        rotation = rotate_credential(config, enrollment)
+    except (RotationError, TransportError, CredentialRejected) as exc:
+        log.warning("credential rotation requested by the collector failed: %s", exc)
+        update_status(config.state_dir, last_rotation_error=str(exc))
+        return False
+    if rotation.rotated:
+        log.info(
+            "agent credential rotated at the collector's request (new credential id %s)",
+            rotation.enrollment.agent_id,
+        )
+        update_status(
+            config.state_dir,
+            last_rotation_at=datetime.now(UTC).isoformat(),
+            last_rotation_error=None,
+        )
+    return True
 
 
 def backoff_delay(failures: int, cap: float, rng: random.Random) -> float:
@@ -111,9 +149,7 @@ class ServiceLoop:
                 self.collect()
             except Exception:  # keep the service alive; the next round retries
                 log.exception("collection failed")
-            self.next_collection = self.clock() + self.interval + self.rng.uniform(
-                0, self.jitter
-            )
+            self.next_collection = self.clock() + self.interval + self.rng.uniform(0, self.jitter)
         try:
             drained = self.deliver()
         except CredentialRejected:
@@ -141,8 +177,11 @@ def run_forever(config: AgentConfig, enrollment: Enrollment, once: bool = False)
     spool = spool_for(config)
 
     def deliver_now() -> bool:
+        # Read the enrollment each round: a rotation (by this service or by
+        # `posture-agent rotate-credential`) replaces the credential on disk.
+        current = Enrollment.load(config.state_dir) or enrollment
         try:
-            return deliver(config, spool, enrollment)
+            return deliver(config, spool, current)
         except CredentialRejected as exc:
             log.error("the collector refused this agent's credential: %s; re-enroll", exc)
             update_status(config.state_dir, last_error=f"credential refused: {exc}")

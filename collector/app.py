@@ -34,9 +34,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         init_db(engine)
+        from collector import notify  # the sender loop runs only when a channel is configured
+
+        notifier = notify.start_background(engine, settings)
         try:
             yield
         finally:
+            if notifier is not None:
+                notifier.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -51,14 +56,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         # evidence files of attestations have their own, larger limit
-        overrides=[
-            (r"/api/v1/attestations/\d+/evidence", settings.max_evidence_bytes + 64 * 1024)
-        ],
+        overrides=[(r"/api/v1/attestations/\d+/evidence", settings.max_evidence_bytes + 64 * 1024)],
     )
     app.add_exception_handler(OverflowError, _number_out_of_range)
     app.add_exception_handler(DataError, _number_out_of_range)  # PostgreSQL's version
     app.include_router(health.router)
     app.include_router(api_router)
+    from collector.web import install as install_dashboard  # the dashboard, under /ui
+
+    install_dashboard(app)
     _document_report_schema(app)
     return app
 

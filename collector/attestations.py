@@ -44,9 +44,7 @@ class EvidenceTooLarge(CrudError):
 # --- requirements -------------------------------------------------------------
 
 
-def attestable_requirements(
-    level: int, framework: str = DEFAULT_FRAMEWORK
-) -> list[Requirement]:
+def attestable_requirements(level: int, framework: str = DEFAULT_FRAMEWORK) -> list[Requirement]:
     """Requirements verified by a person's attestation that apply at Mức độ ``level``."""
     return [
         r

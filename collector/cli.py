@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlmodel import Session
 
-from collector import crud
+from collector import audit, crud, users_cli
 from collector.agentless import cli as agentless_cli
 from collector.db import create_db_engine, init_db
 from collector.models import MAX_LEVEL, MIN_LEVEL
+from collector.roles import cli_principal
 from collector.settings import Settings
 
 
@@ -36,6 +38,16 @@ def _level(value: str) -> int:
     return level
 
 
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from exc
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return number
+
+
 def _positive_float(value: str) -> float:
     try:
         number = float(value)
@@ -53,10 +65,24 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if settings.admin_token_value is None:
         print(
-            "warning: POSTURE_ADMIN_TOKEN is not set; the admin API answers 503",
+            "note: POSTURE_ADMIN_TOKEN is not set; sign in as a user "
+            "(add one with: posture-collector user add NAME --role province_admin "
+            "--password-prompt)",
             file=sys.stderr,
         )
-    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    if getattr(args, "tls_dir", None) is not None:
+        settings = settings.model_copy(update={"tls_dir": args.tls_dir})
+    ssl: dict[str, str] = {}
+    if settings.tls_dir is not None:
+        from collector import tls
+
+        try:
+            certfile, keyfile = tls.server_files(settings.tls_dir)
+        except tls.TlsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        ssl = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, **ssl)  # type: ignore[arg-type]
     return 0
 
 
@@ -75,11 +101,18 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_agency_create(args: argparse.Namespace, settings: Settings) -> int:
     with _session(settings) as session:
+        event = audit.record(
+            session,
+            cli_principal(),
+            "agency.create",
+            detail={"code": args.code, "name": args.name, "level": args.level},
+        )
         try:
             agency = crud.create_agency(session, code=args.code, name=args.name, level=args.level)
         except (crud.AlreadyExists, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        audit.complete(session, event, target=f"agency:{agency.id}", agency_id=agency.id)
         print(f"created agency {agency.id}: {agency.code} — {agency.name} (level {agency.level})")
     return 0
 
@@ -101,15 +134,107 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
         if agency is None:
             print(f"error: no agency with code {args.agency!r}", file=sys.stderr)
             return 1
+        event = audit.record(
+            session,
+            cli_principal(),
+            "enrollment_token.create",
+            agency_id=agency.id,
+            detail={"label": args.label, "expires_in_hours": args.expires_in_hours},
+        )
         issued = crud.create_enrollment_token(
             session, agency, label=args.label, expires_in_hours=args.expires_in_hours
         )
+        audit.complete(session, event, target=f"enrollment_token:{issued.row.id}")
         expires = issued.row.expires_at.isoformat() if issued.row.expires_at else "never"
         print(
             f"enrollment token for {agency.code} (expires: {expires}); shown only once:",
             file=sys.stderr,
         )
         print(issued.token)
+        _print_enroll_hints(issued.token, settings)
+    return 0
+
+
+def _print_enroll_hints(token: str, settings: Settings) -> None:
+    """The CA pin and the enroll command (stderr: stdout stays the bare token)."""
+    from collector import tls
+
+    pin = tls.enrollment_fingerprint(settings)
+    if pin:
+        print(f"collector CA fingerprint: {pin}", file=sys.stderr)
+        print(f"token with pin (one variable, e.g. for Ansible): {token}#{pin}", file=sys.stderr)
+    else:
+        print(
+            "no collector CA configured (POSTURE_TLS_DIR / POSTURE_TLS_CA_FILE): agents "
+            "will verify the collector with their system trust store or ca_file",
+            file=sys.stderr,
+        )
+    print("enroll with: " + tls.enroll_command(token, pin, settings.public_url), file=sys.stderr)
+
+
+def cmd_tls_init(args: argparse.Namespace, settings: Settings) -> int:
+    """``tls init``: create the CA and server certificate; ``tls renew``: re-issue the latter."""
+    from collector import tls
+
+    renew = args.tls_command == "renew"
+    try:
+        result = tls.init(
+            args.dir,
+            args.host or (),
+            args.ip or (),
+            days=args.days,
+            ca_days=args.ca_days,
+            renew=renew,
+        )
+    except tls.TlsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    files = result.files
+    if result.ca_created:
+        print(f"created CA {files.ca_cert} (key {files.ca_key}, mode 0600)", file=sys.stderr)
+    else:
+        print(f"kept the existing CA {files.ca_cert}", file=sys.stderr)
+    names = ", ".join([*result.dns_names, *result.ip_addresses])
+    if result.server_issued:
+        print(
+            f"issued server certificate {files.server_cert} for {names}, valid until "
+            f"{result.server_not_after:%Y-%m-%d}; restart `posture-collector serve` to use it",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"kept the existing server certificate {files.server_cert} ({names}, valid until "
+            f"{result.server_not_after:%Y-%m-%d}); re-issue it with `posture-collector tls "
+            "renew`",
+            file=sys.stderr,
+        )
+    print(result.fingerprint)
+    return 0
+
+
+def cmd_tls_fingerprint(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the sha256 fingerprint agents pin: of a CA file, a TLS directory or the settings."""
+    from collector import tls
+
+    path: Path | None
+    if args.ca_file is not None:
+        path = args.ca_file
+    elif args.dir is not None:
+        path = tls.TlsFiles(args.dir).ca_cert
+    else:
+        path = tls.published_ca_path(settings)
+    if path is None:
+        print(
+            "error: no CA to fingerprint: give --ca-file or --dir, or set POSTURE_TLS_DIR / "
+            "POSTURE_TLS_CA_FILE",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        print(tls.file_fingerprint(path))
+    except tls.TlsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -285,7 +410,45 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--tls-dir",
+        type=Path,
+        default=None,
+        help="serve HTTPS with the certificate of `tls init` (default: POSTURE_TLS_DIR)",
+    )
     serve.set_defaults(func=cmd_serve)
+
+    tls_parser = sub.add_parser("tls", help="the collector's CA and server certificate")
+    tls_sub = tls_parser.add_subparsers(dest="tls_command", required=True, metavar="ACTION")
+    for action, text in (
+        ("init", "create the CA and the server certificate (keeps what exists)"),
+        ("renew", "re-issue the server certificate under the same CA"),
+    ):
+        p = tls_sub.add_parser(action, help=text, description=text)
+        p.add_argument("--dir", type=Path, required=True, help="where the files are written")
+        p.add_argument(
+            "--host",
+            action="append",
+            default=None,
+            help="DNS name of the collector (repeatable; default: this machine's FQDN; "
+            "renew: the names of the current certificate)",
+        )
+        p.add_argument("--ip", action="append", default=None, help="IP address (repeatable)")
+        p.add_argument(
+            "--days", type=_positive_int, default=365, help="server certificate lifetime"
+        )
+        p.add_argument(
+            "--ca-days", type=_positive_int, default=3650, help="CA lifetime (new CA only)"
+        )
+        p.set_defaults(func=cmd_tls_init)
+    fp = tls_sub.add_parser(
+        "fingerprint", help="print the sha256 fingerprint agents pin (--ca-fingerprint)"
+    )
+    fp.add_argument("--dir", type=Path, default=None, help="a `tls init` directory")
+    fp.add_argument(
+        "--ca-file", type=Path, default=None, help="any CA certificate (PEM), e.g. Caddy's root"
+    )
+    fp.set_defaults(func=cmd_tls_fingerprint)
 
     mig = sub.add_parser("migrate", help="create or upgrade the database schema (Alembic)")
     mig.add_argument("--revision", default="head", help="target revision (default: head)")
@@ -354,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     reeval.set_defaults(func=cmd_reevaluate)
 
     agentless_cli.register(sub)
+    users_cli.register(sub)
     return parser
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from collector import attestations, crud, fleet_data, waivers
-from collector.models import Agency, Host, utcnow
+from collector.models import Agency, Host, StoredFinding, utcnow
 from policies import engine
 from policies.exceptions import Attestation, Waiver
-from policies.model import ArticleVerdict, HostEvaluation, RequirementVerdict
+from policies.model import ArticleVerdict, HostEvaluation, RequirementVerdict, Verdict
 
 
 def host_evaluation(
@@ -58,25 +58,66 @@ def host_requirements(session: Session, host: Host, agency: Agency) -> list[Requ
     return host_evaluation(session, host, agency).requirements
 
 
-def agency_articles(session: Session, agency: Agency) -> list[ArticleVerdict]:
-    """Compliance by article over every enrolled host of the agency."""
+def host_check_statuses(
+    session: Session, agency_id: int
+) -> dict[int, tuple[Host, dict[str, Verdict]]]:
+    """Every host of the agency with the status of each check of its latest report.
+
+    One query over the ``status`` column (no finding payloads); hosts that never
+    reported have no statuses.  Ordered like ``crud.list_hosts``.
+    """
+    hosts = crud.list_hosts(session, agency_id)
+    out: dict[int, tuple[Host, dict[str, Verdict]]] = {}
+    for host in hosts:
+        assert host.id is not None
+        out[host.id] = (host, {})
+    rows = session.exec(
+        select(StoredFinding.host_id, StoredFinding.check_id, StoredFinding.status)
+        .join(Host, col(Host.latest_report_id) == col(StoredFinding.report_id))
+        .where(Host.agency_id == agency_id, col(StoredFinding.host_id) == col(Host.id))
+        .order_by(col(StoredFinding.id))
+    ).all()
+    for host_id, check_id, status in rows:
+        entry = out.get(host_id)
+        if entry is not None:
+            # Like ``{f.check_id: f for f in findings}``: the last one of a check wins.
+            entry[1][check_id] = status  # type: ignore[assignment]
+    return out
+
+
+def _waive(
+    statuses: Mapping[str, Verdict], host_id: int, active: list[Waiver]
+) -> Mapping[str, Verdict]:
+    """``policies.exceptions.apply_waivers`` on statuses only."""
+    if not active:
+        return statuses
+    out = dict(statuses)
+    for check_id, status in statuses.items():
+        if status in ("fail", "unknown") and any(w.covers(check_id, host_id) for w in active):
+            out[check_id] = "waived"
+    return out
+
+
+def agency_articles(
+    session: Session, agency: Agency, *, now: datetime | None = None
+) -> list[ArticleVerdict]:
+    """Compliance by article over every enrolled host of the agency, at ``now``.
+
+    Equal to ``engine.summarize_agency`` over each host's :func:`host_evaluation`
+    (tests/collector/test_collector_province.py checks it), computed from the
+    stored check statuses in a few queries instead of several per host.
+    """
     assert agency.id is not None
-    now = utcnow()
+    now = now or utcnow()
     agency_waivers = waivers.active_waivers(session, agency.id, now)
+    active = [w for w in agency_waivers if w.active(now)]
     agency_attestations = attestations.attestations_for(session, agency.id)
-    evaluations = [
-        host_evaluation(
-            session,
-            host,
-            agency,
-            now=now,
-            host_waivers=agency_waivers,
-            agency_attestations=agency_attestations,
-        )
-        for host in crud.list_hosts(session, agency.id)
+    per_host = [
+        engine.host_requirement_statuses(_waive(statuses, host_id, active), agency.level)
+        for host_id, (_host, statuses) in host_check_statuses(session, agency.id).items()
     ]
-    return engine.summarize_agency(
-        evaluations,
+    return engine.summarize_agency_statuses(
+        per_host,
         agency.level,
         fleet_findings=fleet_data.fleet_findings(session, agency, now),
         attestations=agency_attestations,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import delete, func, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
@@ -336,20 +336,31 @@ def add_report(
     )
     session.add(stored)
     session.flush()  # the report row must exist before its findings (foreign key)
-    for finding in findings:
-        session.add(
-            StoredFinding(
-                host_id=host.id,
-                report_id=report_id,
-                check_id=finding.check_id,
-                status=finding.status,
-                severity=finding.severity,
-                payload=finding.model_dump(mode="json"),
-            )
+    if findings:  # one multi-row INSERT, not one ORM object per finding
+        session.execute(
+            insert(StoredFinding),
+            [
+                {
+                    "host_id": host.id,
+                    "report_id": report_id,
+                    "check_id": finding.check_id,
+                    "status": finding.status,
+                    "severity": finding.severity,
+                    "payload": finding.model_dump(mode="json"),
+                }
+                for finding in findings
+            ],
         )
 
-    current = session.get(StoredReport, host.latest_report_id) if host.latest_report_id else None
-    if current is None or collected_at >= current.collected_at:
+    # Only the collection time of the current latest report (not its body).
+    current_at = (
+        session.exec(
+            select(StoredReport.collected_at).where(StoredReport.report_id == host.latest_report_id)
+        ).first()
+        if host.latest_report_id
+        else None
+    )
+    if current_at is None or collected_at >= current_at:
         host.latest_report_id = report_id
         if hostname:
             host.hostname = hostname
@@ -408,9 +419,7 @@ def host_packages(session: Session, host_id: int, name: str | None = None) -> li
     """Current packages of a host, sorted; ``name`` filters by case-insensitive substring."""
     query = select(HostPackage).where(HostPackage.host_id == host_id)
     if name:
-        query = query.where(
-            func.lower(HostPackage.name).contains(name.lower(), autoescape=True)
-        )
+        query = query.where(func.lower(HostPackage.name).contains(name.lower(), autoescape=True))
     rows = session.exec(query).all()
     return sorted(rows, key=lambda r: (r.name, r.arch, r.version))
 
@@ -435,8 +444,8 @@ def classify_changes(
     for name, arch in sorted(adds.keys() | rems.keys()):
         new, old = sorted(adds[(name, arch)]), sorted(rems[(name, arch)])
         rows += [("upgraded", name, arch, o, n) for o, n in zip(old, new, strict=False)]
-        rows += [("installed", name, arch, None, n) for n in new[len(old):]]
-        rows += [("removed", name, arch, o, None) for o in old[len(new):]]
+        rows += [("installed", name, arch, None, n) for n in new[len(old) :]]
+        rows += [("removed", name, arch, o, None) for o in old[len(new) :]]
     return rows
 
 
@@ -466,11 +475,25 @@ def apply_software(
     state = session.exec(
         select(HostInventory).where(HostInventory.host_id == host.id).with_for_update()
     ).first()
-    rows = {
-        (r.name, r.arch, r.version): r
-        for r in session.exec(select(HostPackage).where(HostPackage.host_id == host.id)).all()
-    }
-    current = [_package(r) for r in rows.values()]
+    # Plain columns, not ORM objects: an inventory holds ~1,500 packages.
+    rows: dict[tuple[str, str, str], int] = {}
+    current: list[Package] = []
+    for row_id, name, arch, version, installed_at in session.exec(
+        select(
+            HostPackage.id,
+            HostPackage.name,
+            HostPackage.arch,
+            HostPackage.version,
+            HostPackage.installed_at,
+        ).where(HostPackage.host_id == host.id)
+    ).all():
+        assert row_id is not None
+        rows[(name, arch, version)] = row_id
+        current.append(
+            Package.model_construct(
+                name=name, version=version, arch=arch or None, installed_at=installed_at
+            )
+        )
 
     if software.mode == "delta":
         if state is None or software.base_report_id != state.report_id:
@@ -502,20 +525,34 @@ def apply_software(
         added, removed = diff_packages(current, packages)
 
     baseline = state is None
-    for package in removed:
-        session.delete(rows[package_key(package)])
-    for package in added:
-        session.add(
-            HostPackage(
-                host_id=host.id, name=package.name, arch=package.arch or "",
-                version=package.version, installed_at=package.installed_at,
-                seen_since=collected_at, report_id=report_id,
-            )
+    removed_ids = [rows[package_key(package)] for package in removed]
+    for start in range(0, len(removed_ids), 1000):
+        session.execute(
+            delete(HostPackage).where(col(HostPackage.id).in_(removed_ids[start : start + 1000]))
+        )
+    if added:
+        session.execute(
+            insert(HostPackage),
+            [
+                {
+                    "host_id": host.id,
+                    "name": package.name,
+                    "arch": package.arch or "",
+                    "version": package.version,
+                    "installed_at": package.installed_at,
+                    "seen_since": collected_at,
+                    "report_id": report_id,
+                }
+                for package in added
+            ],
         )
     if state is None:
         state = HostInventory(
-            host_id=host.id, report_id=report_id, collected_at=collected_at,
-            inventory_hash=new_hash, baseline_report_id=report_id,
+            host_id=host.id,
+            report_id=report_id,
+            collected_at=collected_at,
+            inventory_hash=new_hash,
+            baseline_report_id=report_id,
             baseline_collected_at=collected_at,
         )
     state.report_id = report_id
@@ -526,16 +563,32 @@ def apply_software(
     state.updated_at = utcnow()
     session.add(state)
 
-    changes = [] if baseline else [
-        SoftwareChange(
-            host_id=host.id, report_id=report_id, collected_at=collected_at, change=change,
-            name=name, arch=arch, old_version=old, new_version=new,
-        )
-        for change, name, arch, old, new in classify_changes(added, removed)
-    ]
+    changes = (
+        []
+        if baseline
+        else [
+            SoftwareChange(
+                host_id=host.id,
+                report_id=report_id,
+                collected_at=collected_at,
+                change=change,
+                name=name,
+                arch=arch,
+                old_version=old,
+                new_version=new,
+            )
+            for change, name, arch, old, new in classify_changes(added, removed)
+        ]
+    )
     section = software.model_copy(
-        update={"mode": "full", "packages": packages, "added": [], "removed": [],
-                "base_report_id": None, "inventory_hash": new_hash}
+        update={
+            "mode": "full",
+            "packages": packages,
+            "added": [],
+            "removed": [],
+            "base_report_id": None,
+            "inventory_hash": new_hash,
+        }
     )
     return AppliedSoftware(section=section, changes=changes, baseline=baseline)
 
@@ -547,9 +600,9 @@ def software_changes(
     query = select(SoftwareChange).where(SoftwareChange.host_id == host_id)
     if since is not None:
         query = query.where(SoftwareChange.collected_at >= since)
-    query = query.order_by(
-        col(SoftwareChange.collected_at).desc(), col(SoftwareChange.id)
-    ).limit(limit)
+    query = query.order_by(col(SoftwareChange.collected_at).desc(), col(SoftwareChange.id)).limit(
+        limit
+    )
     return session.exec(query).all()
 
 

@@ -17,7 +17,7 @@ def normalise_database_url(url: str) -> str:
     """``postgresql://`` and ``postgres://`` URLs use the psycopg (3) driver."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     with running_collector(settings, port) as url:
         console.print(("Bộ thu thập đang chạy tại " if vi else "Collector running at ") + url)
         admin = httpx.Client(
-            base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {admin_token}"},
+            base_url=f"{url}/api/v1",
+            headers={"Authorization": f"Bearer {admin_token}"},
             timeout=30,
         )
         agency = admin.get("/agencies").json()
@@ -102,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
         enrollment = enroll(url, token, identity, config)
         console.print(
             f"Đã đăng ký máy {identity.hostname} vào {agency['name']} (Mức độ {agency['level']})"
-             if vi else
-             f"Enrolled {identity.hostname} in {agency['name']} (level {agency['level']})"
+            if vi
+            else f"Enrolled {identity.hostname} in {agency['name']} (level {agency['level']})"
         )
         spool = spool_for(config)
         started = time.monotonic()
@@ -113,8 +114,9 @@ def run(args: argparse.Namespace) -> int:
             console.print("[bold red]" + ("Gửi báo cáo thất bại" if vi else "Delivery failed"))
             return 1
         console.print(
-            f"Đã thu thập ({collected_in:.1f} giây) và gửi báo cáo." if vi else
-             f"Collected ({collected_in:.1f} s) and delivered the report."
+            f"Đã thu thập ({collected_in:.1f} giây) và gửi báo cáo."
+            if vi
+            else f"Collected ({collected_in:.1f} s) and delivered the report."
         )
 
         host_id = enrollment.host_id
@@ -141,9 +143,7 @@ def run(args: argparse.Namespace) -> int:
         ("Tổng hợp: " if vi else "Summary: ")
         + ", ".join(f"{labels[s]} {n}" for s, n in totals.items())  # type: ignore[index]
     )
-    console.print(
-        f"Dữ liệu của lần chạy này: {workdir}" if vi else f"Data of this run: {workdir}"
-    )
+    console.print(f"Dữ liệu của lần chạy này: {workdir}" if vi else f"Data of this run: {workdir}")
     return 0
 
 

@@ -12,7 +12,8 @@ the agency's register of approved software (``None`` when not declared).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,10 +26,14 @@ from collector.models import (
     Agency,
     ApprovedSoftwareRecord,
     Host,
+    HostInventory,
+    HostPackage,
     SoftwareRegisterDeclaration,
+    StoredFinding,
     StoredReport,
     utcnow,
 )
+from collector.models import SoftwareChange as SoftwareChangeRow
 from collector.parameters import InvalidParameters, effective_parameters
 from collector.settings import Settings
 from collector.waivers import active_waivers
@@ -211,6 +216,179 @@ def discovered_devices(session: Session, agency_id: int) -> list[DiscoveredDevic
     return from_scan(session, agency_id)
 
 
+def _latest_reports(session: Session, hosts: Sequence[Host]) -> dict[uuid.UUID, StoredReport]:
+    ids = [h.latest_report_id for h in hosts if h.latest_report_id is not None]
+    reports: dict[uuid.UUID, StoredReport] = {}
+    for chunk in _chunks(ids):
+        for row in session.exec(
+            select(StoredReport).where(col(StoredReport.report_id).in_(chunk))
+        ).all():
+            reports[row.report_id] = row
+    return reports
+
+
+def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _latest_findings(session: Session, hosts: Sequence[Host]) -> dict[int, list[Finding]]:
+    """Each host's latest findings (``crud.latest_findings`` for many hosts at once)."""
+    latest = {h.latest_report_id: h.id for h in hosts if h.latest_report_id is not None}
+    out: dict[int, list[Finding]] = {}
+    for chunk in _chunks(list(latest)):
+        rows = session.exec(
+            select(StoredFinding.host_id, StoredFinding.report_id, StoredFinding.payload)
+            .where(col(StoredFinding.report_id).in_(chunk))
+            .order_by(col(StoredFinding.id))
+        ).all()
+        for host_id, report_id, payload in rows:
+            if latest.get(report_id) == host_id:
+                out.setdefault(host_id, []).append(Finding.model_validate(payload))
+    return out
+
+
+class LazyPackages(list):
+    """A host's full package list, read from ``HostPackage`` when first used.
+
+    Only some fleet rules look at packages, and only of some hosts (e.g.
+    servers sharing files): loading 1,500 packages of every host for every
+    agency-wide evaluation would dominate its cost.  The list behaves as the
+    loaded list (sorted like ``crud.host_packages``) for every read; it must be
+    read while the session it was made with is open.
+    """
+
+    def __init__(self, session: Session, host_id: int) -> None:
+        super().__init__()
+        self._session: Session | None = session
+        self._host_id = host_id
+
+    def _load(self) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        rows = session.exec(
+            select(
+                HostPackage.name, HostPackage.arch, HostPackage.version, HostPackage.installed_at
+            ).where(HostPackage.host_id == self._host_id)
+        ).all()
+        super().extend(
+            Package.model_construct(name=n, version=v, arch=a or None, installed_at=i)
+            for n, a, v, i in sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+        )
+
+    def __iter__(self) -> Iterator[Package]:
+        self._load()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._load()
+        return super().__len__()
+
+    def __getitem__(self, index: Any) -> Any:
+        self._load()
+        return super().__getitem__(index)
+
+    def __contains__(self, value: object) -> bool:
+        self._load()
+        return super().__contains__(value)
+
+    def __reversed__(self) -> Iterator[Package]:
+        self._load()
+        return super().__reversed__()
+
+    def __eq__(self, other: object) -> bool:
+        self._load()
+        if isinstance(other, LazyPackages):
+            other._load()
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._load()
+        return super().__repr__()
+
+    def copy(self) -> list[Package]:
+        self._load()
+        return list(super().__iter__())
+
+    def index(self, *args: Any) -> int:
+        self._load()
+        return super().index(*args)
+
+    def count(self, value: Any) -> int:
+        self._load()
+        return super().count(value)
+
+
+def _inventories(session: Session, host_ids: Sequence[int]) -> dict[int, HostInventory]:
+    """Inventory state per host (the packages are read lazily, see ``LazyPackages``)."""
+    states: dict[int, HostInventory] = {}
+    for chunk in _chunks(host_ids):
+        for state in session.exec(
+            select(HostInventory).where(col(HostInventory.host_id).in_(chunk))
+        ).all():
+            states[state.host_id] = state
+    return states
+
+
+def _rebuild(
+    stored: StoredReport, state: HostInventory | None, packages: list[Package]
+) -> Report | None:
+    """``rebuild_report`` from preloaded inventory (the packages of the body are not
+    validated when the reconstructed inventory replaces them)."""
+    body = stored.body
+    software = body.get("software") if isinstance(body, dict) else None
+    replaced = (
+        state is not None and isinstance(software, dict) and software.get("status", "ok") == "ok"
+    )
+    if replaced:
+        assert isinstance(software, dict)
+        body = {**body, "software": {**software, "packages": [], "added": [], "removed": []}}
+    try:
+        report = Report.model_validate(body)
+    except ValidationError:
+        log.exception("stored report %s no longer validates", stored.report_id)
+        return None
+    section = report.software
+    if section.status != "ok" or state is None:
+        return report
+    full = section.model_copy(
+        update={
+            "mode": "full",
+            "packages": packages,
+            "added": [],
+            "removed": [],
+            "base_report_id": None,
+            "inventory_hash": state.inventory_hash,
+            "manager": state.manager or section.manager,
+        }
+    )
+    return report.model_copy(update={"software": full})
+
+
+def _recent_changes(
+    session: Session, host_ids: Sequence[int], since: datetime, limit: int = 1000
+) -> dict[int, list[SoftwareChangeRow]]:
+    """``crud.software_changes(since=…, limit=…)`` for many hosts at once."""
+    out: dict[int, list[SoftwareChangeRow]] = {}
+    for chunk in _chunks(host_ids):
+        rows = session.exec(
+            select(SoftwareChangeRow)
+            .where(
+                col(SoftwareChangeRow.host_id).in_(chunk),
+                SoftwareChangeRow.collected_at >= since,
+            )
+            .order_by(col(SoftwareChangeRow.collected_at).desc(), col(SoftwareChangeRow.id))
+        ).all()
+        for row in rows:
+            bucket = out.setdefault(row.host_id, [])
+            if len(bucket) < limit:
+                bucket.append(row)
+    return out
+
+
 def fleet_context(
     session: Session,
     agency: Agency,
@@ -218,18 +396,34 @@ def fleet_context(
     params: Parameters | None = None,
     settings: Settings | None = None,
 ) -> FleetContext:
-    """Everything the fleet rules need about ``agency`` at ``now``."""
+    """Everything the fleet rules need about ``agency`` at ``now``.
+
+    Loaded with a handful of queries for the whole agency (not several per host).
+    """
     assert agency.id is not None
     now = now or utcnow()
     params = params or agency_parameters(agency, settings)
     since = now - timedelta(days=params["fleet"]["software_change_window_days"])
     waivers = active_waivers(session, agency.id, now)
 
+    host_rows = crud.list_hosts(session, agency.id)
+    host_ids = [h.id for h in host_rows if h.id is not None]
+    reports = _latest_reports(session, host_rows)
+    findings = _latest_findings(session, host_rows)
+    states = _inventories(session, host_ids)
+    recent = _recent_changes(session, host_ids, since)
+
     hosts: list[FleetHost] = []
     changes: list[SoftwareChange] = []
-    for host in crud.list_hosts(session, agency.id):
+    for host in host_rows:
         assert host.id is not None
-        stored = crud.latest_report(session, host)
+        stored = reports.get(host.latest_report_id) if host.latest_report_id else None
+        host_findings_: dict[str, Finding] = {}
+        if stored is not None:
+            latest = findings.get(host.id, [])
+            if waivers:
+                latest = apply_waivers(latest, waivers, now, host.id)
+            host_findings_ = {f.check_id: f for f in latest}
         hosts.append(
             FleetHost(
                 host_id=host.id,
@@ -237,8 +431,12 @@ def fleet_context(
                 role=_role(host, stored),
                 enrolled_at=host.enrolled_at,
                 last_seen_at=host.last_seen_at,
-                findings=host_findings(session, host, now, waivers) if stored else {},
-                report=rebuild_report(session, stored) if stored else None,
+                findings=host_findings_,
+                report=(
+                    _rebuild(stored, states.get(host.id), LazyPackages(session, host.id))
+                    if stored
+                    else None
+                ),
             )
         )
         changes += [
@@ -252,7 +450,7 @@ def fleet_context(
                 new_version=row.new_version,
                 collected_at=row.collected_at,
             )
-            for row in crud.software_changes(session, host.id, since=since)
+            for row in recent.get(host.id, [])
             if row.collected_at <= now
         ]
     return FleetContext(

@@ -20,8 +20,9 @@ from importlib import resources
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from collector import compliance, fleet_data
+from collector import fleet_data
 from collector.models import Agency, ComplianceSnapshot, utcnow
+from collector.settings import Settings
 from policies.framework import DEFAULT_FRAMEWORK, load_framework
 from policies.model import Text
 from policies.parameters import Parameters
@@ -34,9 +35,7 @@ TRIGGERS = ("ingest", "reevaluate", "manual")
 @cache
 def _policy_files_digest(framework: str) -> str:
     digest = hashlib.sha256()
-    digest.update(
-        resources.files("policies.frameworks").joinpath(f"{framework}.yaml").read_bytes()
-    )
+    digest.update(resources.files("policies.frameworks").joinpath(f"{framework}.yaml").read_bytes())
     for package in ("policies.checks", "policies.fleet_rules"):
         for entry in sorted(resources.files(package).iterdir(), key=lambda p: p.name):
             if entry.name.endswith((".yaml", ".py")):
@@ -56,13 +55,25 @@ def policy_hash(params: Parameters, framework: str = DEFAULT_FRAMEWORK) -> str:
 
 
 def take_snapshot(
-    session: Session, agency: Agency, *, trigger: str = "manual", now: datetime | None = None
+    session: Session,
+    agency: Agency,
+    *,
+    trigger: str = "manual",
+    now: datetime | None = None,
+    settings: Settings | None = None,
 ) -> list[ComplianceSnapshot]:
-    """Record the agency's current verdict per article (commits)."""
+    """Record the agency's current verdict per article (commits).
+
+    The same computation refreshes the agency's row of the province view.
+    """
+    from collector import province
+
     assert agency.id is not None
     now = now or utcnow()
-    articles = compliance.agency_articles(session, agency)
-    fingerprint = policy_hash(fleet_data.agency_parameters(agency))
+    articles = province.refresh_agency(session, agency, now=now, settings=settings, snapshot=True)
+    agency = session.get(Agency, agency.id) or agency
+    assert agency.id is not None
+    fingerprint = policy_hash(fleet_data.agency_parameters(agency, settings))
     rows = [
         ComplianceSnapshot(
             agency_id=agency.id,
@@ -97,7 +108,11 @@ def snapshot_after_ingest(
     min_interval_minutes: float,
     now: datetime | None = None,
 ) -> bool:
-    """Best effort: snapshot unless one is more recent than the interval.  Never raises."""
+    """Best effort: snapshot unless one is more recent than the interval.  Never raises.
+
+    Ingest uses ``province.after_ingest``, which also decides this (without a
+    query per report); this stays for callers that only want the snapshot.
+    """
     now = now or utcnow()
     try:
         latest = latest_snapshot_at(session, agency_id)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from agent.report import SUPPORTED_MAJOR, Report, SoftwareSection, schema_major
-from collector import crud, history
+from collector import crud, notify, province
 from collector.credentials import AgentContext
 from collector.models import Agency, Host
 from collector.parameters import InvalidParameters, effective_parameters
@@ -228,6 +228,9 @@ def store_report(
             raise IngestError(500, f"collector misconfigured: {exc}") from exc
         # Checks see the reconstructed full inventory; the body is stored as received.
         evaluation = evaluate_report(report, software.section, host, agency, params)
+        # New critical failures, compared with the host's previous report (still its latest
+        # here); one attribute check when notifications are not configured.
+        notify.queue_from_ingest(session, host, report, evaluation, settings)
 
         crud.add_report(
             session,
@@ -247,6 +250,7 @@ def store_report(
         for change in software.changes:
             session.add(change)
         crud.record_report_loss(session, host.id, report.report_id, report.delivery)
+        summary = province.count_ingest(session, agency.id)
         session.commit()
     except IntegrityError as exc:
         # Another request stored the same report_id between our check and commit.
@@ -259,12 +263,9 @@ def store_report(
         session.rollback()
         raise
 
-    # Best effort, after the commit: never fails the ingest, at most one per interval.
-    history.snapshot_after_ingest(
-        session,
-        agent.agency_id,
-        min_interval_minutes=(settings or Settings()).snapshot_min_interval_minutes,
-    )
+    # Best effort, after the commit: never fails the ingest; the compliance snapshot
+    # and the province view's row are recomputed at most once per interval.
+    province.after_ingest(session, agent.agency_id, summary, settings=settings or Settings())
     counts = Counter(f.status for f in evaluation.findings)
     return IngestResult(
         status="accepted",

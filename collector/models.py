@@ -200,9 +200,7 @@ class ReportLoss(SQLModel, table=True):
     updates the row, so counts are never doubled.
     """
 
-    __table_args__ = (
-        UniqueConstraint("host_id", "first_report_id", name="uq_reportloss_first"),
-    )
+    __table_args__ = (UniqueConstraint("host_id", "first_report_id", name="uq_reportloss_first"),)
 
     id: int | None = Field(default=None, primary_key=True)
     host_id: int = Field(foreign_key="host.id", index=True)
@@ -225,9 +223,7 @@ class AttestationRecord(SQLModel, table=True):
     requirement decides, and an expired one makes the requirement ``unknown``.
     """
 
-    __table_args__ = (
-        CheckConstraint("status IN ('pass', 'fail')", name="ck_attestation_status"),
-    )
+    __table_args__ = (CheckConstraint("status IN ('pass', 'fail')", name="ck_attestation_status"),)
 
     id: int | None = Field(default=None, primary_key=True)
     agency_id: int = Field(foreign_key="agency.id", index=True)
@@ -485,3 +481,101 @@ class AuditEvent(SQLModel, table=True):
     target: str | None = Field(default=None, max_length=255)  # e.g. "waiver:7"
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     source: str | None = Field(default=None, max_length=255)  # client IP or "cli"
+
+
+class AgencyComplianceSummary(SQLModel, table=True):
+    """An agency's verdict per article, materialized for the province view (collector/province.py).
+
+    ``articles`` is what ``compliance.agency_articles`` returned at ``computed_at``
+    (status and counts per article).  ``ingests`` and ``changes`` count the
+    reports and the other changes (waivers, attestations, register, network…)
+    committed since: a refresh subtracts what it has seen, so nothing committed
+    during a refresh is forgotten.  ``valid_until`` is the next instant the
+    verdicts may change by time alone (an expiry, a host falling silent).
+    """
+
+    agency_id: int = Field(foreign_key="agency.id", primary_key=True)
+    computed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    valid_until: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    level: int = 0
+    policy_hash: str = Field(default="", max_length=64)
+    hosts: int = 0
+    hosts_silent: int = 0
+    articles: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    ingests: int = 0
+    changes: int = 0
+    refreshing_until: datetime | None = _ts(nullable=True)
+    snapshot_at: datetime | None = _ts(nullable=True)
+
+
+class IncidentRecord(SQLModel, table=True):
+    """An IT incident in the agency's register (Điều 20 khoản 5; Bắc Giang Điều 7 khoản 2).
+
+    ``category`` is one of ``collector.incidents.CATEGORIES``; ``scope`` is
+    ``local`` (handled by the IT officer, reported to leadership) or ``wide``
+    (serious: contained, reported, escalated to the Sở TT&TT when needed).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    host_id: int | None = Field(default=None, foreign_key="host.id", index=True)
+    category: str = Field(max_length=32, index=True)
+    scope: str = Field(default="local", max_length=8)
+    status: str = Field(default="open", max_length=16, index=True)  # open | handling | resolved
+    title: str = Field(max_length=255)
+    description: str = Field(default="", sa_type=Text)
+    handling: str = Field(default="", sa_type=Text)
+    occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    detected_at: datetime | None = _ts(nullable=True)
+    reported_by: str = Field(max_length=255)
+    leadership_informed_at: datetime | None = _ts(nullable=True)
+    escalated_at: datetime | None = _ts(nullable=True)  # reported to the Sở TT&TT
+    escalated_to: str | None = Field(default=None, max_length=255)
+    resolved_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class NotificationEvent(SQLModel, table=True):
+    """Something to tell people about (collector/notify): a new critical failure on a
+    machine, a machine gone silent, a wide-scope incident.
+
+    ``dedupe_key`` makes queueing idempotent across collector processes (the same
+    silence or failure is queued once); ``payload`` holds what the message shows, so
+    a message never needs the rows it was made from.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)  # new_failure | silent | incident
+    dedupe_key: str = Field(max_length=255, unique=True)
+    agency_id: int | None = Field(default=None, index=True)
+    host_id: int | None = Field(default=None)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    created_at: datetime = _ts()
+
+
+class NotificationDelivery(SQLModel, table=True):
+    """One event to one destination (a webhook URL or an e-mail address).
+
+    A sender claims pending rows by setting ``claim_token``/``claimed_until`` in one
+    UPDATE that only matches unclaimed (or lease-expired) rows, so two collector
+    processes never send the same row; ``next_attempt_at`` holds the digest window
+    and the retry backoff.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "channel", "recipient", name="uq_notificationdelivery"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="notificationevent.id", index=True)
+    channel: str = Field(max_length=16)  # webhook | email
+    recipient: str = Field(max_length=512)
+    status: str = Field(default="pending", max_length=16, index=True)  # pending | sent
+    attempts: int = 0
+    next_attempt_at: datetime = _ts(index=True)
+    claim_token: str | None = Field(default=None, max_length=36, index=True)
+    claimed_until: datetime | None = _ts(nullable=True)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    sent_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()

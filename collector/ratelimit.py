@@ -25,9 +25,7 @@ _MAX_BUCKETS = 100_000
 class TokenBucketLimiter:
     """``rate_per_minute`` requests per key and minute, bursting up to the same number."""
 
-    def __init__(
-        self, rate_per_minute: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, rate_per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = float(rate_per_minute)
         self.refill_per_second = float(rate_per_minute) / 60.0
         self._clock = clock
@@ -60,27 +58,38 @@ class TokenBucketLimiter:
 
     def _forget_full(self, now: float) -> None:
         full_after = self.capacity / self.refill_per_second
-        self._buckets = {
-            k: v for k, v in self._buckets.items() if now - v[1] < full_after
-        }
+        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
 
 
-def _limiter(request: Request) -> TokenBucketLimiter:
+def _limiter(request: Request, name: str, rate_per_minute: float) -> TokenBucketLimiter:
     state = request.app.state
-    limiter = getattr(state, "enroll_limiter", None)
+    limiters: dict[str, TokenBucketLimiter] | None = getattr(state, "rate_limiters", None)
+    if limiters is None:
+        limiters = state.rate_limiters = {}
+    limiter = limiters.get(name)
     if limiter is None:
-        limiter = TokenBucketLimiter(state.settings.enroll_rate_per_minute)
-        state.enroll_limiter = limiter
+        limiter = limiters[name] = TokenBucketLimiter(rate_per_minute)
     return limiter
+
+
+def _limit(request: Request, name: str, rate_per_minute: float, what: str) -> None:
+    client = request.client.host if request.client else "unknown"
+    wait = _limiter(request, name, rate_per_minute).acquire(client)
+    if wait > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"too many {what} from this address; retry later",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
 
 
 def enroll_rate_limit(request: Request) -> None:
     """FastAPI dependency: 429 with ``Retry-After`` past the per-IP enrollment rate."""
-    client = request.client.host if request.client else "unknown"
-    wait = _limiter(request).acquire(client)
-    if wait > 0:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail="too many enrollment attempts from this address; retry later",
-            headers={"Retry-After": str(max(1, math.ceil(wait)))},
-        )
+    _limit(
+        request, "enroll", request.app.state.settings.enroll_rate_per_minute, "enrollment attempts"
+    )
+
+
+def login_rate_limit(request: Request) -> None:
+    """FastAPI dependency: 429 with ``Retry-After`` past the per-IP login rate."""
+    _limit(request, "login", request.app.state.settings.login_rate_per_minute, "login attempts")

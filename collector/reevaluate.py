@@ -53,9 +53,7 @@ def _reevaluate_agency(
                 select(StoredFinding).where(StoredFinding.report_id == stored.report_id)
             ).all()
         }
-        session.exec(
-            delete(StoredFinding).where(col(StoredFinding.report_id) == stored.report_id)
-        )
+        session.exec(delete(StoredFinding).where(col(StoredFinding.report_id) == stored.report_id))
         for finding in evaluation.findings:
             session.add(
                 StoredFinding(
@@ -100,4 +98,3 @@ def reevaluate(
             session.rollback()
             raise
     return stats
-

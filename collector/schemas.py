@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +43,13 @@ class AgencyPublic(BaseModel):
     created_at: datetime
 
 
+class AgencyUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    level: int | None = Field(default=None, ge=MIN_LEVEL, le=MAX_LEVEL, description="Mức độ (1–4).")
+
+
 class AgencyRef(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -68,6 +75,45 @@ class EnrollmentTokenCreated(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     token: str = Field(description="The plaintext token; shown only once.")
+    ca_fingerprint: str | None = Field(
+        default=None,
+        description="sha256:<hex> of the collector's CA (GET /api/v1/tls/ca.pem), for the agent "
+        "to pin (--ca-fingerprint, or appended to the token as pe_…#sha256:…); null when "
+        "the collector has no CA configured.",
+    )
+    enroll_command: str | None = Field(
+        default=None, description="The command that enrolls a host with this token."
+    )
+
+
+class EnrollmentTokenPublic(BaseModel):
+    id: int
+    agency_id: int
+    label: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    uses: int
+    state: str = Field(description="active | expired | revoked")
+
+    @classmethod
+    def from_row(cls, row: Any, now: datetime) -> EnrollmentTokenPublic:
+        if row.revoked_at is not None:
+            state = "revoked"
+        elif row.expires_at is not None and row.expires_at <= now:
+            state = "expired"
+        else:
+            state = "active"
+        return cls(
+            id=row.id,
+            agency_id=row.agency_id,
+            label=row.label,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            uses=row.uses,
+            state=state,
+        )
 
 
 # --- enrollment -------------------------------------------------------------
@@ -180,17 +226,56 @@ class VerdictSummary(BaseModel):
     not_applicable: int
 
 
+_ROTATE_CREDENTIAL = (
+    "True when the agent should rotate its credential now (POST "
+    "/api/v1/agent/credential/rotate): it is older than credential_max_age_days, or it "
+    "was already replaced by a rotation the agent did not complete."
+)
+
+
 class ReportAccepted(BaseModel):
     status: Literal["accepted"] = "accepted"
     report_id: uuid.UUID
     host_id: int
     summary: VerdictSummary
+    rotate_credential: bool = Field(default=False, description=_ROTATE_CREDENTIAL)
 
 
 class ReportDuplicate(BaseModel):
     status: Literal["duplicate"] = "duplicate"
     report_id: uuid.UUID
     host_id: int
+    rotate_credential: bool = Field(default=False, description=_ROTATE_CREDENTIAL)
+
+
+# --- agent credentials --------------------------------------------------------
+
+
+class AgentCredentialInfo(BaseModel):
+    """The credential the agent authenticated with."""
+
+    agent_id: int = Field(description="Id of the credential.")
+    host_id: int
+    created_at: datetime | None
+    superseded_until: datetime | None = Field(
+        description="Set when a rotation replaced this credential: it stops working then "
+        "(or as soon as the new one is used)."
+    )
+    rotate_credential: bool = Field(description=_ROTATE_CREDENTIAL)
+
+
+class CredentialRotated(BaseModel):
+    agent_id: int = Field(description="Id of the new credential.")
+    host_id: int
+    credential: str = Field(
+        description="The new agent credential (pa_…); shown only once. Store it before "
+        "using it: the old one is revoked at its first use."
+    )
+    replaces_id: int = Field(description="Id of the credential it replaces.")
+    old_valid_until: datetime = Field(
+        description="The old credential keeps working until the new one is first used or "
+        "until this time, whichever comes first."
+    )
 
 
 class Health(BaseModel):

@@ -1,151 +1,127 @@
-"""Secrets (enrollment tokens, agent credentials) and the auth dependencies.
+"""Authentication of every request, and the role checks routes depend on.
 
-Only SHA-256 hashes of secrets are stored.  The secrets are 256-bit random
-values, so a fast hash is enough (no password stretching needed); comparisons
-are constant-time.
+One bearer scheme serves everyone; the token's shape says who it is:
 
-* enrollment token: ``pe_<urlsafe random>``
-* agent credential: ``pa_<credential id>_<urlsafe random>``
+* ``pa_…`` — an agent credential (collector.credentials);
+* ``pu_…`` — a user's API token or dashboard session (collector.users);
+* anything else is compared with the bootstrap admin token
+  (``POSTURE_ADMIN_TOKEN``), which acts as a province administrator.
+
+Routes then ask for a role (``ProvinceAdminDep``, ``ProvinceReaderDep``,
+``UserDep``, ``AgentDep``) or for an object the caller may read or manage
+(``collector.routes.deps``).  Refusals: 401 when the caller is unknown,
+403 when it is known but not allowed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlmodel import Session
 
+from collector import users
+from collector.credentials import AgentContext, authenticate_agent, unauthorized
 from collector.db import SessionDep, SettingsDep
-from collector.models import AgentCredential, Host
+from collector.roles import Principal, Role
+from collector.tokens import AGENT_CREDENTIAL_PREFIX, USER_TOKEN_PREFIX
 
-ENROLLMENT_TOKEN_PREFIX = "pe_"
-AGENT_CREDENTIAL_PREFIX = "pa_"
-_TOKEN_BYTES = 32
-
-_BEARER_HEADERS = {"WWW-Authenticate": "Bearer"}
-
-admin_bearer = HTTPBearer(
+bearer = HTTPBearer(
     auto_error=False,
-    scheme_name="AdminToken",
-    description="The collector's admin token (POSTURE_ADMIN_TOKEN).",
-)
-agent_bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="AgentCredential",
-    description="The agent credential returned by POST /api/v1/enroll (pa_…).",
+    scheme_name="Bearer",
+    description=(
+        "A user API token (pu_…, from POST /api/v1/auth/token), the bootstrap admin "
+        "token (POSTURE_ADMIN_TOKEN), or, on agent endpoints, the agent credential "
+        "(pa_…, from POST /api/v1/enroll)."
+    ),
 )
 
-
-def hash_secret(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def secrets_match(plaintext: str, stored_hash: str) -> bool:
-    return hmac.compare_digest(hash_secret(plaintext), stored_hash)
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
-def new_enrollment_token() -> tuple[str, str]:
-    """Return ``(plaintext, sha256 hash)`` of a fresh enrollment token."""
-    token = ENROLLMENT_TOKEN_PREFIX + secrets.token_urlsafe(_TOKEN_BYTES)
-    return token, hash_secret(token)
+def forbidden(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_403_FORBIDDEN, detail=detail)
 
 
-def new_agent_secret() -> tuple[str, str]:
-    """Return ``(secret, sha256 hash)``; the credential is built once the row has an id."""
-    secret = secrets.token_urlsafe(_TOKEN_BYTES)
-    return secret, hash_secret(secret)
-
-
-def format_agent_credential(credential_id: int, secret: str) -> str:
-    return f"{AGENT_CREDENTIAL_PREFIX}{credential_id}_{secret}"
-
-
-def parse_agent_credential(value: str) -> tuple[int, str] | None:
-    """Split ``pa_<id>_<secret>``; None when the shape is wrong."""
-    if not value.startswith(AGENT_CREDENTIAL_PREFIX):
-        return None
-    parts = value[len(AGENT_CREDENTIAL_PREFIX) :].split("_", 1)
-    if len(parts) != 2 or not parts[0].isdigit() or not parts[1]:
-        return None
-    return int(parts[0]), parts[1]
-
-
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers=_BEARER_HEADERS)
-
-
-# --- admin ------------------------------------------------------------------
-
-
-def require_admin(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)],
-) -> None:
+def current_principal(
+    request: Request, session: SessionDep, settings: SettingsDep, credentials: BearerDep
+) -> Principal:
+    """Whoever sent the request; 401 when there is no valid token."""
+    if credentials is None:
+        raise unauthorized("missing token: send 'Authorization: Bearer <token>'")
+    token = credentials.credentials
+    source = client_address(request)
+    if token.startswith(AGENT_CREDENTIAL_PREFIX):
+        agent = authenticate_agent(session, token)
+        return Principal(
+            role=Role.AGENT,
+            actor=f"agent:{agent.host_id}",
+            agency_id=agent.agency_id,
+            agent=agent,
+            source=source,
+        )
+    if token.startswith(USER_TOKEN_PREFIX):
+        return users.authenticate_token(session, token, source=source)
     expected = settings.admin_token_value
-    if expected is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail=(
-                "the admin API is disabled because no admin token is configured; "
-                "set the POSTURE_ADMIN_TOKEN environment variable and restart the collector"
-            ),
-        )
-    if credentials is None:
-        raise _unauthorized("missing admin token: send 'Authorization: Bearer <admin token>'")
-    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise _unauthorized("invalid admin token")
+    if expected is not None and hmac.compare_digest(token.encode(), expected.encode()):
+        return Principal(role=Role.PROVINCE_ADMIN, actor="admin-token", source=source)
+    raise unauthorized("invalid token")
 
 
-AdminDep = Depends(require_admin)
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-# --- agents -----------------------------------------------------------------
+def require_user(principal: PrincipalDep) -> Principal:
+    """A person (any user role), not an agent."""
+    if principal.role == Role.AGENT:
+        raise forbidden("agent credentials may only post reports and probe results")
+    return principal
 
 
-@dataclass(frozen=True)
-class AgentContext:
-    """The authenticated agent: its credential, host and agency."""
-
-    credential_id: int
-    host_id: int
-    agency_id: int
+def require_province_reader(principal: PrincipalDep) -> Principal:
+    if not principal.is_province:
+        raise forbidden("this view is for the province (Sở TT&TT) roles only")
+    return principal
 
 
-def authenticate_agent(session: Session, token: str) -> AgentContext:
-    parsed = parse_agent_credential(token)
-    if parsed is None:
-        raise _unauthorized("unknown agent credential")
-    credential_id, secret = parsed
-    credential = session.get(AgentCredential, credential_id)
-    if credential is None or not secrets_match(secret, credential.secret_hash):
-        raise _unauthorized("unknown agent credential")
-    if credential.revoked_at is not None:
-        raise _unauthorized(
-            f"agent credential has been revoked (at {credential.revoked_at.isoformat()}); "
-            "re-enroll the agent with a new enrollment token"
-        )
-    host = session.get(Host, credential.host_id)
-    if host is None:  # pragma: no cover - foreign keys prevent this
-        raise _unauthorized("unknown agent credential")
-    assert host.id is not None and credential.id is not None
-    return AgentContext(credential_id=credential.id, host_id=host.id, agency_id=host.agency_id)
+def require_province_admin(principal: PrincipalDep) -> Principal:
+    if principal.role != Role.PROVINCE_ADMIN:
+        raise forbidden("only a province administrator may do this")
+    return principal
 
 
-def require_agent(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(agent_bearer)],
-) -> AgentContext:
-    if credentials is None:
-        raise _unauthorized(
-            "missing agent credential: send 'Authorization: Bearer pa_…' "
-            "(obtained from POST /api/v1/enroll)"
-        )
-    return authenticate_agent(session, credentials.credentials)
+def require_agent(principal: PrincipalDep) -> AgentContext:
+    if principal.agent is None:
+        raise forbidden("this endpoint is for enrolled agents (credential pa_…)")
+    return principal.agent
 
 
+UserDep = Annotated[Principal, Depends(require_user)]
+ProvinceReaderDep = Annotated[Principal, Depends(require_province_reader)]
+ProvinceAdminDep = Annotated[Principal, Depends(require_province_admin)]
 AgentDep = Annotated[AgentContext, Depends(require_agent)]
+
+# Router-level guards (``dependencies=[...]``).
+RequireUser = Depends(require_user)
+RequireProvinceReader = Depends(require_province_reader)
+RequireProvinceAdmin = Depends(require_province_admin)
+# Kept for routers written before roles: the province administrator.
+AdminDep = RequireProvinceAdmin
+
+
+def authorize_read(principal: Principal, agency_id: int) -> None:
+    if not principal.can_read_agency(agency_id):
+        raise forbidden(f"you may not read agency {agency_id}")
+
+
+def authorize_manage(principal: Principal, agency_id: int) -> None:
+    if principal.can_manage_agency(agency_id):
+        return
+    if principal.can_read_agency(agency_id):
+        raise forbidden(f"read-only access to agency {agency_id}")
+    raise forbidden(f"you may not manage agency {agency_id}")

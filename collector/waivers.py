@@ -146,4 +146,3 @@ def waive_host_findings(
 def revoke_waiver(session: Session, waiver_id: int, *, now: datetime | None = None) -> WaiverRecord:
     """Revoke a waiver (idempotent); the row is kept for the record."""
     return revoke_row(session, WaiverRecord, waiver_id, "waiver", now)
-

@@ -243,9 +243,40 @@ def summarize_agency(
     now: datetime | None = None,
 ) -> list[ArticleVerdict]:
     """An agency's verdict per article: every host's verdicts, fleet rules, attestations."""
+    per_host = [{v.requirement_id: v.status for v in ev.requirements} for ev in evaluations]
+    return summarize_agency_statuses(
+        per_host, level, framework, fleet_findings, attestations=attestations, now=now
+    )
+
+
+def host_requirement_statuses(
+    check_statuses: Mapping[str, Verdict], level: int, framework: str = DEFAULT_FRAMEWORK
+) -> dict[str, Verdict]:
+    """One host's verdict per check-verified requirement, from its check statuses alone.
+
+    The same status :func:`requirement_verdicts` gives (waivers already applied
+    to ``check_statuses``), for the requirements :func:`summarize_agency_statuses`
+    reads from hosts: those that apply at ``level``, are not attested, and have checks.
+    """
+    fw = load_framework(framework)
+    return {
+        req.id: _final(req, [check_statuses.get(c, "unknown") for c in req.checks])
+        for req in fw.requirements
+        if req.checks and req.verification != "attestation" and req.applies_to_level(level)
+    }
+
+
+def summarize_agency_statuses(
+    per_host: list[Mapping[str, Verdict]],
+    level: int,
+    framework: str = DEFAULT_FRAMEWORK,
+    fleet_findings: list[Finding] | None = None,
+    attestations: Mapping[str, Attestation] | None = None,
+    now: datetime | None = None,
+) -> list[ArticleVerdict]:
+    """:func:`summarize_agency` from each host's status per requirement only."""
     fw = load_framework(framework)
     now = now or datetime.now(UTC)
-    per_host = [{v.requirement_id: v for v in ev.requirements} for ev in evaluations]
     fleet = {f.check_id: f for f in fleet_findings or []}
     combined = [
         _agency_verdict(req, level, per_host, fleet, attestations or {}, now)
@@ -257,7 +288,7 @@ def summarize_agency(
 def _agency_verdict(
     req: Requirement,
     level: int,
-    per_host: list[dict[str, RequirementVerdict]],
+    per_host: list[Mapping[str, Verdict]],
     fleet: Mapping[str, Finding],
     attestations: Mapping[str, Attestation],
     now: datetime,
@@ -276,7 +307,7 @@ def _agency_verdict(
     evidence: list[Text] = []
     reason: Text | None = None
     if req.checks:
-        host_statuses = [h[req.id].status for h in per_host if req.id in h]
+        host_statuses = [h[req.id] for h in per_host if req.id in h]
         if host_statuses:
             counts = count_statuses(host_statuses)
             statuses.append(combine(host_statuses))

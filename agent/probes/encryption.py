@@ -40,7 +40,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -502,11 +502,20 @@ def _from_lsblk(ctx: ProbeContext, found: _Volumes) -> list[LsblkNode] | None:
     return nodes
 
 
-def _probe_live(ctx: ProbeContext) -> EncryptionSection:
+MountsReader = Callable[[], list[tuple[str, str]]]
+SocketsReader = Callable[[ProbeContext, list[str]], list[ListeningSocket] | None]
+
+
+def probe_live(
+    ctx: ProbeContext,
+    mounts_reader: MountsReader | None = None,
+    sockets_reader: SocketsReader | None = None,
+) -> EncryptionSection:
+    """The live-host probe; the readers replace psutil's mounts and socket table (agentless)."""
     found = _Volumes()
     devices = read_block_devices(ctx)
     try:
-        mounts = live_mounts()
+        mounts = (mounts_reader or live_mounts)()
     except (OSError, psutil.Error) as exc:
         mounts = []
         found.notes.append(f"mounted filesystems unreadable: {type(exc).__name__}")
@@ -541,7 +550,7 @@ def _probe_live(ctx: ProbeContext) -> EncryptionSection:
             if entry.name not in open_names:
                 found.notes.append(f"{CRYPTTAB} lists '{entry.name}', which is not open")
 
-    sockets = listening_tcp(ctx, found.notes)
+    sockets = (sockets_reader or listening_tcp)(ctx, found.notes)
     services = plaintext_services(sockets) if sockets is not None else []
     if not ctx.is_root:
         found.notes.append("not root: owning process of other users' sockets is not visible")
@@ -596,5 +605,5 @@ def _probe_offline(ctx: ProbeContext) -> EncryptionSection:
 def probe(ctx: ProbeContext) -> EncryptionSection:
     if not ctx.live:
         return _probe_offline(ctx)
-    return _probe_live(ctx)
+    return probe_live(ctx)
 

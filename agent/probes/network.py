@@ -191,10 +191,13 @@ def parse_proc_net(
     return _sorted(found)
 
 
-def _sorted(sockets: Iterable[ListeningSocket]) -> list[ListeningSocket]:
+def sorted_sockets(sockets: Iterable[ListeningSocket]) -> list[ListeningSocket]:
     """Deduplicated (one socket per process and reuseport twin) and ordered."""
     unique = {(s.protocol, s.address, s.port, s.process): s for s in sockets}
     return sorted(unique.values(), key=lambda s: (s.protocol, s.port, s.address, s.process or ""))
+
+
+_sorted = sorted_sockets
 
 
 def process_namer() -> Callable[[int], str | None]:
@@ -212,16 +215,26 @@ def process_namer() -> Callable[[int], str | None]:
     return name_of
 
 
-def _listening_from_proc(ctx: ProbeContext) -> list[ListeningSocket] | None:
+def listening_from_proc(
+    read_text: Callable[[str], str | None], byteorder: str = sys.byteorder
+) -> list[ListeningSocket] | None:
+    """Listening sockets of the ``/proc/net`` tables ``read_text`` returns; None if none is.
+
+    ``byteorder`` is that of the host the tables come from (agentless: the remote one).
+    """
     tables_read = 0
     found: list[ListeningSocket] = []
     for path, protocol in PROC_NET_FILES:
-        text = ctx.read_text(path)
+        text = read_text(path)
         if text is None:
             continue  # tcp6/udp6 are absent when IPv6 is disabled
         tables_read += 1
-        found.extend(parse_proc_net(text, protocol))
+        found.extend(parse_proc_net(text, protocol, byteorder))
     return _sorted(found) if tables_read else None
+
+
+def _listening_from_proc(ctx: ProbeContext) -> list[ListeningSocket] | None:
+    return listening_from_proc(ctx.read_text)
 
 
 def probe(ctx: ProbeContext) -> NetworkSection:

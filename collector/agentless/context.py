@@ -9,7 +9,9 @@
   list (``/boot``, ``/lib/modules``, ``/usr/bin``, systemd units, ...).
 * Facts the agent reads with psutil/platform on the *local* machine cannot be
   observed agentless; ``adjust_sections`` replaces them with the remote values
-  (kernel, architecture, uptime, memory) or marks them unknown.
+  (kernel, architecture, uptime, memory) or marks them unknown.  The network and
+  encryption probes are replaced by ``REMOTE_PROBES`` (``network.py``: ``ip``,
+  ``ss`` and ``/proc`` of the remote host).
 """
 
 from __future__ import annotations
@@ -28,8 +30,7 @@ from pathlib import Path
 import paramiko
 
 from agent import __version__
-from agent.collect import DEFAULT_PROBE_TIMEOUT, collect_sections
-from agent.probes import unknown
+from agent.collect import DEFAULT_PROBE_TIMEOUT, Probe, collect_sections
 from agent.probes.base import (
     _COMMAND_ENV,
     DEFAULT_COMMAND_TIMEOUT,
@@ -40,21 +41,22 @@ from agent.probes.base import (
     ToolMissing,
 )
 from agent.report import (
-    EncryptionSection,
     HardwareSection,
     HostIdentity,
     HostRole,
-    NetworkSection,
     OsSection,
     Report,
     Section,
 )
+from collector.agentless.network import encryption_probe, network_probe
 
 NOT_AGENTLESS = "not available agentless"
 _MISSING_MARK = "__posture_tool_missing__"
 MAX_CHANNELS = 6  # sshd's MaxSessions defaults to 10 per connection
 STAGE_TIMEOUT = 120.0
 STAGE_MAX_BYTES = 64 * 1024 * 1024
+# Probes whose agent version asks psutil about the local machine.
+REMOTE_PROBES: dict[str, Probe] = {"network": network_probe, "encryption": encryption_probe}
 
 # Copied with their contents (small, configuration-like).
 STAGED_TREES = ("etc", "usr/lib/os-release", "var/spool/cron", "var/log/apt")
@@ -413,13 +415,6 @@ def adjust_sections(ctx: RemoteProbeContext, sections: dict[str, Section]) -> No
             }
         )
 
-    sections["network"] = unknown(
-        NetworkSection, f"interfaces and listening sockets {NOT_AGENTLESS} (psutil)"
-    )
-    sections["encryption"] = unknown(
-        EncryptionSection, f"mounted filesystems and TLS sockets {NOT_AGENTLESS} (psutil)"
-    )
-
 
 def collect_remote(
     client: paramiko.SSHClient,
@@ -436,7 +431,7 @@ def collect_remote(
         ctx = RemoteProbeContext.open(client, staging, command_timeout)
         ctx.runner = runner_factory(client, command_timeout)
         try:
-            sections = collect_sections(ctx, timeout=timeout)
+            sections = collect_sections(ctx, timeout=timeout, probes=REMOTE_PROBES)
             adjust_sections(ctx, sections)
             identity = remote_identity(ctx, role)
         finally:

@@ -21,15 +21,16 @@ from fastapi import (
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collector import attestations as att
+from collector import audit
 from collector.crud import NotFound
 from collector.db import SessionDep, SettingsDep
 from collector.models import AttestationRecord, utcnow
-from collector.routes.deps import ADMIN_RESPONSES, AgencyDep
+from collector.routes.deps import ADMIN_RESPONSES, AgencyDep, ManagedAgencyDep
 from collector.schemas import ErrorDetail
-from collector.security import AdminDep
+from collector.security import RequireUser, UserDep, authorize_manage, authorize_read
 from policies.model import Text
 
-router = APIRouter(tags=["attestations"], dependencies=[AdminDep], responses=ADMIN_RESPONSES)
+router = APIRouter(tags=["attestations"], dependencies=[RequireUser], responses=ADMIN_RESPONSES)
 
 AttestationState = Literal["valid", "expired", "revoked"]
 
@@ -160,13 +161,16 @@ def _publics(
 
 
 def attestation_or_404(
-    session: SessionDep, attestation_id: Annotated[int, Path(description="Attestation id")]
+    session: SessionDep,
+    principal: UserDep,
+    attestation_id: Annotated[int, Path(description="Attestation id")],
 ) -> AttestationRecord:
     row = att.get_attestation(session, attestation_id)
     if row is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, detail=f"attestation {attestation_id} not found"
         )
+    authorize_read(principal, row.agency_id)
     return row
 
 
@@ -213,10 +217,21 @@ def attestable_requirements(agency: AgencyDep, session: SessionDep) -> list[Atte
     responses={422: {"model": ErrorDetail, "description": "Requirement not attestable here"}},
 )
 def create_attestation(
-    body: AttestationCreate, agency: AgencyDep, session: SessionDep, settings: SettingsDep
+    body: AttestationCreate,
+    agency: ManagedAgencyDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: UserDep,
 ) -> AttestationPublic:
     """Record a person's attestation of a requirement (default validity: 365 days)."""
     now = utcnow()
+    event = audit.record(
+        session,
+        principal,
+        "attestation.create",
+        agency_id=agency.id,
+        detail=body.model_dump(mode="json", exclude={"statement"}),
+    )
     try:
         row = att.record_attestation(
             session,
@@ -233,6 +248,8 @@ def create_attestation(
         )
     except att.InvalidAttestation as exc:
         raise HTTPException(422, detail=str(exc)) from exc
+    audit.complete(session, event, target=f"attestation:{row.id}")
+    session.refresh(row)
     return _publics(session, [row], now)[0]
 
 
@@ -259,9 +276,20 @@ def get_attestation(row: AttestationDep, session: SessionDep) -> AttestationPubl
 
 
 @router.delete("/attestations/{attestation_id}", response_model=AttestationPublic)
-def revoke_attestation(row: AttestationDep, session: SessionDep) -> AttestationPublic:
+def revoke_attestation(
+    row: AttestationDep, session: SessionDep, principal: UserDep
+) -> AttestationPublic:
     """Revoke the attestation; the record and its evidence are kept."""
     assert row.id is not None
+    authorize_manage(principal, row.agency_id)
+    if row.revoked_at is None:
+        audit.record(
+            session,
+            principal,
+            "attestation.revoke",
+            agency_id=row.agency_id,
+            target=f"attestation:{row.id}",
+        )
     revoked = att.revoke_attestation(session, row.id)
     return _publics(session, [revoked], utcnow())[0]
 
@@ -279,12 +307,22 @@ def upload_evidence(
     row: AttestationDep,
     session: SessionDep,
     settings: SettingsDep,
+    principal: UserDep,
     file: Annotated[UploadFile, File(description="The evidence (scan, photo, minutes…)")],
 ) -> EvidencePublic:
     """Attach a file to the attestation; stored in the database with its SHA-256.
 
     Uploads are also bounded by POSTURE_MAX_BODY_BYTES (every request body).
     """
+    authorize_manage(principal, row.agency_id)
+    event = audit.record(
+        session,
+        principal,
+        "attestation.evidence_upload",
+        agency_id=row.agency_id,
+        target=f"attestation:{row.id}",
+        detail={"filename": file.filename, "content_type": file.content_type},
+    )
     try:
         data = att.read_limited(file.file, settings.max_evidence_bytes)
         info = att.add_evidence_file(
@@ -299,6 +337,9 @@ def upload_evidence(
         raise HTTPException(413, detail=str(exc)) from exc
     except att.AttestationRevoked as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    audit.complete(
+        session, event, detail={"evidence_id": info.id, "size": info.size, "sha256": info.sha256}
+    )
     return _evidence_public(info)
 
 
@@ -309,9 +350,10 @@ def content_disposition(filename: str) -> str:
     """``attachment`` with an ASCII fallback name and the exact UTF-8 name (RFC 6266/5987)."""
     ascii_name = unicodedata.normalize("NFKD", filename.translate(_D_STROKE))
     ascii_name = ascii_name.encode("ascii", "ignore").decode()
-    ascii_name = "".join(
-        ch if ch.isalnum() or ch in " ._-()[]" else "_" for ch in ascii_name
-    ).strip() or "evidence"
+    ascii_name = (
+        "".join(ch if ch.isalnum() or ch in " ._-()[]" else "_" for ch in ascii_name).strip()
+        or "evidence"
+    )
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 

@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 from collector.db import SessionDep
 from collector.routes.deps import ADMIN_RESPONSES, AgencyDep
 from collector.scanner import discovery
-from collector.security import AdminDep
+from collector.security import RequireUser
 
-router = APIRouter(tags=["discovery"], dependencies=[AdminDep], responses=ADMIN_RESPONSES)
+router = APIRouter(tags=["discovery"], dependencies=[RequireUser], responses=ADMIN_RESPONSES)
 
 
 class OpenPort(BaseModel):

@@ -8,10 +8,10 @@ from collector import fleet_data
 from collector.db import SessionDep, SettingsDep
 from collector.models import utcnow
 from collector.routes.deps import ADMIN_RESPONSES, AgencyDep
-from collector.security import AdminDep
+from collector.security import RequireUser
 from policies.model import Finding
 
-router = APIRouter(tags=["fleet"], dependencies=[AdminDep], responses=ADMIN_RESPONSES)
+router = APIRouter(tags=["fleet"], dependencies=[RequireUser], responses=ADMIN_RESPONSES)
 
 
 @router.get("/agencies/{agency_id}/fleet", response_model=list[Finding])

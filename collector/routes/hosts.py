@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from collector import compliance, crud, waivers
+from collector import audit, compliance, crud, waivers
 from collector.db import SessionDep
 from collector.models import Agency, Host
-from collector.routes.deps import ADMIN_RESPONSES, HostDep
+from collector.routes.deps import ADMIN_RESPONSES, HostDep, ManagedHostDep
 from collector.schemas import (
     HostPublic,
     HostSoftware,
@@ -19,11 +19,11 @@ from collector.schemas import (
     RevokeResult,
     SoftwareChangePublic,
 )
-from collector.security import AdminDep
+from collector.security import RequireUser, UserDep
 from policies.model import Finding, RequirementVerdict, Verdict
 
 router = APIRouter(
-    prefix="/hosts", tags=["hosts"], dependencies=[AdminDep], responses=ADMIN_RESPONSES
+    prefix="/hosts", tags=["hosts"], dependencies=[RequireUser], responses=ADMIN_RESPONSES
 )
 
 
@@ -124,7 +124,12 @@ def host_compliance(host: HostDep, session: SessionDep) -> list[RequirementVerdi
 
 
 @router.post("/{host_id}/revoke", response_model=RevokeResult)
-def revoke_host(host: HostDep, session: SessionDep) -> RevokeResult:
+def revoke_host(host: ManagedHostDep, session: SessionDep, principal: UserDep) -> RevokeResult:
     """Revoke every credential of the host; its agent must enroll again."""
     assert host.id is not None
-    return RevokeResult(host_id=host.id, revoked=crud.revoke_host_credentials(session, host))
+    event = audit.record(
+        session, principal, "host.revoke", agency_id=host.agency_id, target=f"host:{host.id}"
+    )
+    revoked = crud.revoke_host_credentials(session, host)
+    audit.complete(session, event, detail={"credentials_revoked": revoked})
+    return RevokeResult(host_id=host.id, revoked=revoked)

@@ -17,15 +17,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from agent.netprobe.plan import ProbePlan, ProbeResults
-from collector import network, probe_plans
+from collector import audit, network, probe_plans
 from collector.crud import NotFound
 from collector.db import SessionDep, SettingsDep
 from collector.models import ProbeRun
-from collector.routes.deps import ADMIN_RESPONSES, AgencyDep
-from collector.security import AdminDep, AgentDep
+from collector.routes.deps import ADMIN_RESPONSES, AgencyDep, ManagedAgencyDep
+from collector.security import AgentDep, RequireUser, UserDep
 
 admin_router = APIRouter(
-    prefix="/agencies", tags=["network"], dependencies=[AdminDep], responses=ADMIN_RESPONSES
+    prefix="/agencies", tags=["network"], dependencies=[RequireUser], responses=ADMIN_RESPONSES
 )
 agent_router = APIRouter(prefix="/agent", tags=["agents"])
 
@@ -109,10 +109,18 @@ def get_network(agency: AgencyDep, session: SessionDep) -> NetworkModelPublic:
     },
 )
 def put_network(
-    body: network.NetworkModel, agency: AgencyDep, session: SessionDep
+    body: network.NetworkModel, agency: ManagedAgencyDep, session: SessionDep, principal: UserDep
 ) -> NetworkModelPublic:
     """Replace the whole network model (zones and flows) in one step."""
     assert agency.id is not None
+    audit.record(
+        session,
+        principal,
+        "network.update",
+        agency_id=agency.id,
+        target=f"agency:{agency.id}",
+        detail=body.model_dump(mode="json"),
+    )
     try:
         model = network.replace_model(session, agency.id, body)
     except network.ModelConflict as exc:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
+from collector import audit
 from collector.db import SessionDep, SettingsDep
 from collector.parameters import (
     InvalidParameters,
@@ -16,10 +17,10 @@ from collector.parameters import (
 )
 from collector.routes.deps import ADMIN_RESPONSES, AgencyDep
 from collector.schemas import ErrorDetail
-from collector.security import AdminDep
+from collector.security import ProvinceAdminDep, RequireUser
 
 router = APIRouter(
-    prefix="/agencies", tags=["parameters"], dependencies=[AdminDep], responses=ADMIN_RESPONSES
+    prefix="/agencies", tags=["parameters"], dependencies=[RequireUser], responses=ADMIN_RESPONSES
 )
 
 
@@ -64,9 +65,11 @@ def put_parameters(
     agency: AgencyDep,
     session: SessionDep,
     settings: SettingsDep,
+    principal: ProvinceAdminDep,
     body: dict[str, dict[str, Any]],
 ) -> AgencyParameters:
-    """Replace the agency's overrides (``{}`` clears them).
+    """Replace the agency's overrides (``{}`` clears them) — province administrators only,
+    since the thresholds are the province's standard, not the agency's choice.
 
     Only known parameters are accepted (``policies/parameters.yaml``); a new
     value applies to the reports received from now on.
@@ -79,6 +82,14 @@ def put_parameters(
         overrides = validate_overrides(body, base)
     except InvalidParameters as exc:
         raise HTTPException(422, detail=str(exc)) from exc
+    audit.record(
+        session,
+        principal,
+        "parameters.update",
+        agency_id=agency.id,
+        target=f"agency:{agency.id}",
+        detail={"before": agency.parameters or {}, "after": overrides},
+    )
     agency.parameters = overrides  # a new object, so the JSON column is marked dirty
     session.add(agency)
     session.commit()

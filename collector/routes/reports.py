@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from collector.credentials import rotation_due
 from collector.db import SessionDep, SettingsDep
 from collector.ingest import IngestError, ingest
 from collector.schemas import ErrorDetail, ReportAccepted, ReportDuplicate
@@ -59,9 +60,18 @@ async def submit_report(
         if exc.code is not None:
             return JSONResponse({"detail": exc.detail, "code": exc.code}, exc.status_code)
         raise HTTPException(exc.status_code, detail=exc.detail) from exc
+    rotate = rotation_due(agent, settings)
     if result.status == "duplicate":
-        duplicate = ReportDuplicate(report_id=result.report_id, host_id=result.host_id)
-        return JSONResponse(duplicate.model_dump(mode="json"), status_code=status.HTTP_200_OK)
+        duplicate = ReportDuplicate(
+            report_id=result.report_id, host_id=result.host_id, rotate_credential=rotate
+        )
+        body = duplicate.model_dump(mode="json", exclude=None if rotate else {"rotate_credential"})
+        return JSONResponse(body, status_code=status.HTTP_200_OK)
     return ReportAccepted.model_validate(
-        {"report_id": result.report_id, "host_id": result.host_id, "summary": result.summary}
+        {
+            "report_id": result.report_id,
+            "host_id": result.host_id,
+            "summary": result.summary,
+            "rotate_credential": rotate,
+        }
     )

@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from collector import fleet_data
+from collector import audit, fleet_data
 from collector.db import SessionDep
 from collector.models import (
     Agency,
@@ -24,10 +24,12 @@ from collector.models import (
     SoftwareRegisterDeclaration,
     utcnow,
 )
-from collector.routes.deps import ADMIN_RESPONSES, AgencyDep
-from collector.security import AdminDep
+from collector.routes.deps import ADMIN_RESPONSES, AgencyDep, ManagedAgencyDep
+from collector.security import RequireUser, UserDep, authorize_manage
 
-router = APIRouter(tags=["software register"], dependencies=[AdminDep], responses=ADMIN_RESPONSES)
+router = APIRouter(
+    tags=["software register"], dependencies=[RequireUser], responses=ADMIN_RESPONSES
+)
 
 
 class ApprovedSoftwareCreate(BaseModel):
@@ -112,7 +114,7 @@ def get_register(agency: AgencyDep, session: SessionDep) -> SoftwareRegister:
     status_code=status.HTTP_201_CREATED,
 )
 def add_entry(
-    body: ApprovedSoftwareCreate, agency: AgencyDep, session: SessionDep
+    body: ApprovedSoftwareCreate, agency: ManagedAgencyDep, session: SessionDep, principal: UserDep
 ) -> ApprovedSoftwarePublic:
     """Approve a package (name or glob, optionally a version glob); declares the register."""
     assert agency.id is not None
@@ -125,6 +127,15 @@ def add_entry(
         added_by=body.added_by,
     )
     session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        principal,
+        "approved_software.add",
+        agency_id=agency.id,
+        target=f"approved_software:{row.id}",
+        detail=body.model_dump(),
+    )
     session.commit()
     session.refresh(row)
     return _public(row)
@@ -132,10 +143,19 @@ def add_entry(
 
 @router.post("/agencies/{agency_id}/approved-software/declare", response_model=SoftwareRegister)
 def declare_register(
-    body: RegisterDeclare, agency: AgencyDep, session: SessionDep
+    body: RegisterDeclare, agency: ManagedAgencyDep, session: SessionDep, principal: UserDep
 ) -> SoftwareRegister:
     """Declare the register, possibly empty (idempotent: the first declaration is kept)."""
     assert agency.id is not None
+    if fleet_data.register_declaration(session, agency.id) is None:
+        audit.record(
+            session,
+            principal,
+            "approved_software.declare",
+            agency_id=agency.id,
+            target=f"agency:{agency.id}",
+            detail=body.model_dump(),
+        )
     _declare(session, agency.id, body.declared_by)
     session.commit()
     return _register(session, agency)
@@ -143,7 +163,9 @@ def declare_register(
 
 @router.delete("/approved-software/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_entry(
-    session: SessionDep, entry_id: Annotated[int, Path(description="Register entry id")]
+    session: SessionDep,
+    principal: UserDep,
+    entry_id: Annotated[int, Path(description="Register entry id")],
 ) -> Response:
     """Remove an entry; the register stays declared."""
     row = session.get(ApprovedSoftwareRecord, entry_id)
@@ -151,6 +173,15 @@ def delete_entry(
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, detail=f"approved software entry {entry_id} not found"
         )
+    authorize_manage(principal, row.agency_id)
+    audit.record(
+        session,
+        principal,
+        "approved_software.remove",
+        agency_id=row.agency_id,
+        target=f"approved_software:{entry_id}",
+        detail={"name": row.name_pattern, "version": row.version_pattern},
+    )
     session.delete(row)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

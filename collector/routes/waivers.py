@@ -9,16 +9,16 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session
 
-from collector import waivers
+from collector import audit, waivers
 from collector.db import SessionDep, SettingsDep
 from collector.models import Host, WaiverRecord, utcnow
-from collector.routes.deps import ADMIN_RESPONSES, AgencyDep
+from collector.routes.deps import ADMIN_RESPONSES, AgencyDep, ManagedAgencyDep
 from collector.schemas import ErrorDetail
-from collector.security import AdminDep
+from collector.security import RequireUser, UserDep, authorize_manage, authorize_read
 from policies.model import Text
 from policies.registry import load_checks, load_fleet_rules
 
-router = APIRouter(tags=["waivers"], dependencies=[AdminDep], responses=ADMIN_RESPONSES)
+router = APIRouter(tags=["waivers"], dependencies=[RequireUser], responses=ADMIN_RESPONSES)
 
 
 class WaiverCreate(BaseModel):
@@ -85,11 +85,14 @@ def _publics(session: Session, rows: list[WaiverRecord], now: datetime) -> list[
 
 
 def waiver_or_404(
-    session: SessionDep, waiver_id: Annotated[int, Path(description="Waiver id")]
+    session: SessionDep,
+    principal: UserDep,
+    waiver_id: Annotated[int, Path(description="Waiver id")],
 ) -> WaiverRecord:
     row = session.get(WaiverRecord, waiver_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"waiver {waiver_id} not found")
+    authorize_read(principal, row.agency_id)
     return row
 
 
@@ -105,7 +108,11 @@ WaiverDep = Annotated[WaiverRecord, Depends(waiver_or_404)]
     },
 )
 def create_waiver(
-    body: WaiverCreate, agency: AgencyDep, session: SessionDep, settings: SettingsDep
+    body: WaiverCreate,
+    agency: ManagedAgencyDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: UserDep,
 ) -> WaiverPublic:
     """Waive a check on one host (``host_id``) or the whole agency until ``expires_at``.
 
@@ -113,6 +120,13 @@ def create_waiver(
     a ``pass`` stays a pass.
     """
     now = utcnow()
+    event = audit.record(
+        session,
+        principal,
+        "waiver.create",
+        agency_id=agency.id,
+        detail=body.model_dump(mode="json"),
+    )
     try:
         row = waivers.create_waiver(
             session,
@@ -127,6 +141,8 @@ def create_waiver(
         )
     except waivers.InvalidWaiver as exc:
         raise HTTPException(422, detail=str(exc)) from exc
+    audit.complete(session, event, target=f"waiver:{row.id}")
+    session.refresh(row)
     return _publics(session, [row], now)[0]
 
 
@@ -149,8 +165,13 @@ def get_waiver(row: WaiverDep, session: SessionDep) -> WaiverPublic:
 
 
 @router.delete("/waivers/{waiver_id}", response_model=WaiverPublic)
-def revoke_waiver(row: WaiverDep, session: SessionDep) -> WaiverPublic:
+def revoke_waiver(row: WaiverDep, session: SessionDep, principal: UserDep) -> WaiverPublic:
     """Revoke the waiver: the findings it covered show their own result again."""
     assert row.id is not None
+    authorize_manage(principal, row.agency_id)
+    if row.revoked_at is None:
+        audit.record(
+            session, principal, "waiver.revoke", agency_id=row.agency_id, target=f"waiver:{row.id}"
+        )
     revoked = waivers.revoke_waiver(session, row.id)
     return _publics(session, [revoked], utcnow())[0]

@@ -68,13 +68,9 @@ def parse_cidrs(cidrs: Iterable[str]) -> list[ipaddress.IPv4Network]:
         try:
             net = ipaddress.ip_network(str(raw).strip(), strict=False)
         except ValueError as exc:
-            raise ValueError(
-                f"CIDR không hợp lệ / invalid CIDR: {raw!r}"
-            ) from exc
+            raise ValueError(f"CIDR không hợp lệ / invalid CIDR: {raw!r}") from exc
         if not isinstance(net, ipaddress.IPv4Network):
-            raise ValueError(
-                f"chỉ hỗ trợ quét IPv4 / only IPv4 networks can be swept: {raw}"
-            )
+            raise ValueError(f"chỉ hỗ trợ quét IPv4 / only IPv4 networks can be swept: {raw}")
         if net.prefixlen < MIN_IPV4_PREFIX:
             raise ValueError(
                 f"dải quá lớn (tối đa /{MIN_IPV4_PREFIX}) / network too large "
@@ -360,9 +356,7 @@ def latest_scan(session: Session, agency_id: int) -> DiscoveryScan | None:
 
 
 def scan_hosts(session: Session, scan_id: int) -> list[DiscoveredHostRow]:
-    rows = session.exec(
-        select(DiscoveredHostRow).where(DiscoveredHostRow.scan_id == scan_id)
-    ).all()
+    rows = session.exec(select(DiscoveredHostRow).where(DiscoveredHostRow.scan_id == scan_id)).all()
     return sorted(rows, key=lambda r: _address_key(r.address))
 
 

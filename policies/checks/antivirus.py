@@ -39,7 +39,14 @@ def av_signatures_fresh(ctx: EvalContext) -> Outcome:
     if not products:
         return failed("none")
     dated = [p for p in products if p.signature_updated_at]
+    # Products that only give their own verdict (Windows Security Center): no date.
+    current = [p.name for p in products if p.signatures_up_to_date and not p.signature_updated_at]
+    outdated = [p.name for p in products if p.signatures_up_to_date is False]
     if not dated:
+        if current:
+            return passed("vendor_up_to_date", products=current)
+        if outdated:
+            return failed("vendor_out_of_date", products=outdated)
         return undetermined("no_date", products=[p.name for p in products])
     newest = max(dated, key=lambda p: p.signature_updated_at)
     age = ctx.age_days(newest.signature_updated_at)
@@ -50,4 +57,8 @@ def av_signatures_fresh(ctx: EvalContext) -> Outcome:
         "age_days": round(age, 1),
         "max_days": limit,
     }
-    return passed("fresh", **params) if age <= limit else failed("stale", **params)
+    if age <= limit:
+        return passed("fresh", **params)
+    if current:
+        return passed("vendor_up_to_date", products=current)
+    return failed("stale", **params)

@@ -14,6 +14,22 @@ from agent.report import AuthSection
 from policies.registry import EvalContext, Outcome, check, failed, passed, undetermined
 
 
+def _windows_allowed(ctx: EvalContext, allowed: set[str]) -> set[str]:
+    """Windows account names compare case-insensitively, with or without ``DOMAIN\\``.
+
+    The member names of the Administrators group that match the approved list
+    (or the built-in administrators) are returned, so they count as allowed.
+    """
+    approved = {a.lower() for a in allowed} | WINDOWS_BUILTIN_ADMINS
+    groups = _facts(ctx).admin_group_members or {}
+    return {
+        user
+        for users in groups.values()
+        for user in users
+        if user.lower() in approved or user.rsplit("\\", 1)[-1].lower() in approved
+    }
+
+
 def _facts(ctx: EvalContext) -> AuthSection:
     facts = ctx.report.auth
     assert facts is not None  # the engine only calls predicates on observed sections
@@ -46,6 +62,8 @@ def ssh_no_empty_passwords(ctx: EvalContext) -> Outcome:
     ):
         return undetermined("ssh_unknown")
     if accounts is None:
+        if ctx.report.host.os_family == "windows":
+            return undetermined("windows_accounts")
         return undetermined("shadow_unreadable")
     if not facts.sshd_installed:
         return passed("no_sshd")
@@ -77,11 +95,39 @@ def ssh_password_auth_server(ctx: EvalContext) -> Outcome:
     return passed("keys_only", **_source(facts))
 
 
+WINDOWS_POLICY_SOURCES = ("secedit", "net accounts")
+# Always members of Administrators on Windows (the built-in account, the domain's
+# administrators); like root on Linux they are not "ordinary users".
+WINDOWS_BUILTIN_ADMINS = frozenset({"administrator", "domain admins"})
+
+
+def _windows_password_policy(facts: AuthSection, max_allowed: int, min_required: int) -> Outcome:
+    """secedit/net accounts values: -1 or 0 days means passwords never expire."""
+    values = {
+        "max_days": facts.pass_max_days,
+        "max_allowed": max_allowed,
+        "min_len": facts.pass_min_len,
+        "min_required": min_required,
+        "complexity": facts.password_complexity,
+        "source": facts.password_policy_source,
+    }
+    max_days, min_len = facts.pass_max_days, facts.pass_min_len
+    aging_bad = max_days is not None and not 0 < max_days <= max_allowed
+    too_short = min_len is not None and min_len < min_required
+    if aging_bad or too_short or facts.password_complexity is False:
+        return failed("windows_weak", **values)
+    if max_days is None or min_len is None or facts.password_complexity is None:
+        return undetermined("windows_cannot_tell", **values)
+    return passed("windows_ok", **values)
+
+
 @check("password_policy")
 def password_policy(ctx: EvalContext) -> Outcome:
     facts = _facts(ctx)
     max_allowed = ctx.param("auth", "max_pass_max_days")
     min_required = ctx.param("auth", "min_password_length")
+    if facts.password_policy_source in WINDOWS_POLICY_SOURCES:
+        return _windows_password_policy(facts, max_allowed, min_required)
     values = {
         "max_days": facts.pass_max_days,
         "max_allowed": max_allowed,
@@ -106,6 +152,8 @@ def password_policy(ctx: EvalContext) -> Outcome:
 
 @check("single_uid0")
 def single_uid0(ctx: EvalContext) -> Outcome:
+    if ctx.report.host.os_family == "windows":
+        return Outcome("not_applicable", "windows")  # no UIDs: see admin_group_small
     accounts = _facts(ctx).uid0_accounts
     if not accounts:
         return undetermined("cannot_tell")
@@ -118,6 +166,8 @@ def single_uid0(ctx: EvalContext) -> Outcome:
 def admin_group_small(ctx: EvalContext) -> Outcome:
     facts = _facts(ctx)
     allowed = {"root", *ctx.param("auth", "allowed_admins")}
+    if ctx.report.host.os_family == "windows":
+        allowed |= _windows_allowed(ctx, allowed)
     groups = facts.admin_group_members
     if groups is None:
         return undetermined("cannot_tell")

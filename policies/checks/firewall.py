@@ -16,6 +16,9 @@ def fw_active(ctx: EvalContext) -> Outcome:
         return undetermined("cannot_tell")
     if facts.active:
         return passed("active", backends=_active_backends(ctx) or ["?"])
+    off = [f"{b.name} {p.name}" for b in facts.backends for p in b.profiles if p.enabled is False]
+    if off:  # Windows: every profile must be on, the network decides which one applies
+        return failed("profiles_off", profiles=off)
     installed = [b.name for b in facts.backends if b.installed]
     return failed("inactive", installed=installed or ["—"])
 

@@ -116,7 +116,7 @@ def test_run_stops_when_wait_is_interrupted():
 @pytest.fixture
 def enrollment():
     return Enrollment(
-        collector_url="http://collector.test", agent_id="1", host_id=1,
+        collector_url="https://collector.test", agent_id="1", host_id=1,
         credential="pa_1_secret", agency={"code": "T", "name": "T", "level": 2},
     )
 

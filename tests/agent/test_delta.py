@@ -154,7 +154,7 @@ def test_unknown_software_section_leaves_the_chain_alone(tmp_path):
 @pytest.fixture
 def enrollment():
     return Enrollment(
-        collector_url="http://collector.test", agent_id="1", host_id=1,
+        collector_url="https://collector.test", agent_id="1", host_id=1,
         credential="pa_1_secret", agency={"code": "T", "name": "T", "level": 2},
     )
 

@@ -22,7 +22,7 @@ def spool(tmp_path):
 @pytest.fixture
 def enrollment():
     return Enrollment(
-        collector_url="http://collector.test", agent_id="1", host_id=1,
+        collector_url="https://collector.test", agent_id="1", host_id=1,
         credential="pa_1_secret", agency={"code": "T", "name": "T", "level": 2},
     )
 

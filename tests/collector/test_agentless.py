@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import re
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +20,15 @@ paramiko = pytest.importorskip("paramiko", reason="agentless extra (paramiko) no
 
 from sqlmodel import Session, select  # noqa: E402
 
-from agent.report import Report  # noqa: E402
+from agent.probes.base import CommandResult, ToolMissing  # noqa: E402
+from agent.report import ListeningSocket, Report  # noqa: E402
 from collector.agentless import service, ssh  # noqa: E402
-from collector.agentless.context import NOT_AGENTLESS, RemoteProbeContext  # noqa: E402
+from collector.agentless.context import (  # noqa: E402
+    NOT_AGENTLESS,
+    RemoteProbeContext,
+    RemoteRunner,
+    collect_remote,
+)
 from collector.db import create_db_engine, init_db  # noqa: E402
 from collector.models import Agency, AgentlessTarget, StoredFinding, StoredReport  # noqa: E402
 from collector.settings import Settings  # noqa: E402
@@ -195,7 +202,53 @@ def test_trust_then_collect_ingests_real_facts(
     assert report.os.kernel == os.uname().release  # loopback: the same machine
     assert report.software.status == "ok" and len(report.software.packages) > 50
     assert report.host.hostname
-    assert report.network.status == "unknown" and NOT_AGENTLESS in (report.network.reason or "")
+
+    # Network facts now come from the remote 'ip' and 'ss' (the same machine here).
+    assert report.network.status == "ok", report.network.reason
+    lo = next(i for i in report.network.interfaces if i.name == "lo")
+    assert lo.is_up and ("ipv4", "127.0.0.1", 8) in [
+        (a.family, a.address, a.prefixlen) for a in lo.addresses
+    ]
+    assert (
+        ListeningSocket(protocol="tcp", address="127.0.0.1", port=sshd.port, process="sshd")
+        in report.network.listening
+    )
+    assert report.encryption.status == "ok", report.encryption.reason
+    findings = {f.check_id: f for f in stored_findings(session, result.report_id)}
+    plaintext = next(f for check, f in findings.items() if check.endswith("no_plaintext_services"))
+    assert plaintext.status != "unknown", plaintext.payload
+    for finding in findings.values():
+        assert NOT_AGENTLESS not in json.dumps(finding.payload), finding.check_id
+
+
+def stored_findings(session: Session, report_id: object) -> list[StoredFinding]:
+    return list(session.exec(select(StoredFinding).where(StoredFinding.report_id == report_id)))
+
+
+class NoIpNoSs(RemoteRunner):
+    """A remote host without iproute2: 'ip' and 'ss' are missing tools."""
+
+    def run(self, argv: Sequence[str], timeout: float | None = None) -> CommandResult:
+        if argv[0] in ("ip", "ss"):
+            raise ToolMissing(argv[0])
+        return super().run(argv, timeout)
+
+
+def test_without_ip_and_ss_network_comes_from_proc(
+    session: Session, target: AgentlessTarget, sshd: Sshd
+) -> None:
+    _trust(session, target)
+    client = ssh.connect(service.ssh_target(target))
+    try:
+        report = collect_remote(client, role="server", runner_factory=NoIpNoSs)
+    finally:
+        client.close()
+    network = report.network
+    assert network.status == "ok", network.reason
+    assert "lo" in [i.name for i in network.interfaces]
+    assert ListeningSocket(protocol="tcp", address="127.0.0.1", port=sshd.port) in network.listening
+    assert any("'ip' is not installed" in n for n in network.notes)
+    assert any("/proc/net, without process names" in n for n in network.notes)
 
 
 def test_changed_host_key_is_refused_naming_both(

@@ -28,30 +28,39 @@ def test_admin_requires_token(api, agent) -> None:
         {},
         {"Authorization": "Bearer wrong"},
         {"Authorization": "Basic abc"},
-        {"Authorization": f"Bearer {agent.credential}"},
+        {"Authorization": "Bearer pu_1_forged"},
     ):
         for path in ADMIN_GETS:
             r = api.client.get(path, headers=headers)
             assert r.status_code == 401, (path, headers)
             assert r.json()["detail"] in (
-                "invalid admin token",
-                "missing admin token: send 'Authorization: Bearer <admin token>'",
+                "invalid token",
+                "missing token: send 'Authorization: Bearer <token>'",
+                "unknown, expired or revoked token",
             )
+            assert r.headers["www-authenticate"] == "Bearer"
         for path, body in ADMIN_POSTS:
             assert api.client.post(path, json=body, headers=headers).status_code == 401
+    # An agent is authenticated, but may not use the people's API.
+    agent_headers = {"Authorization": f"Bearer {agent.credential}"}
+    for path in ADMIN_GETS:
+        r = api.client.get(path, headers=agent_headers)
+        assert r.status_code == 403, path
+        assert "agent credentials may only post reports" in r.json()["detail"]
+    for path, body in ADMIN_POSTS:
+        assert api.client.post(path, json=body, headers=agent_headers).status_code == 403
     assert api.snapshot() == before
 
 
-def test_admin_disabled_without_configured_token(make_api, admin_headers) -> None:
+def test_no_bootstrap_token_without_configured_admin_token(make_api, admin_headers) -> None:
+    """Without POSTURE_ADMIN_TOKEN no bearer value acts as administrator (not even empty)."""
     api = make_api(admin_token=None)
     before = api.snapshot()
-    for headers in ({}, admin_headers):
+    for headers in ({}, admin_headers, {"Authorization": "Bearer "}):
         for path in ADMIN_GETS:
-            r = api.client.get(path, headers=headers)
-            assert r.status_code == 503
-            assert "POSTURE_ADMIN_TOKEN" in r.json()["detail"]
+            assert api.client.get(path, headers=headers).status_code == 401
         for path, body in ADMIN_POSTS:
-            assert api.client.post(path, json=body, headers=headers).status_code == 503
+            assert api.client.post(path, json=body, headers=headers).status_code == 401
     assert api.snapshot() == before
     # Agent-facing and health endpoints do not depend on the admin token.
     assert api.client.get("/healthz").json() == {"status": "ok"}

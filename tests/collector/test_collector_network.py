@@ -273,7 +273,9 @@ def test_agent_outside_every_zone_gets_409(site: Site):
 
 def test_plan_requires_an_agent_credential(site: Site):
     assert site.api.client.get("/api/v1/agent/probe-plan").status_code == 401
-    assert site.api.client.get("/api/v1/agent/probe-plan", headers=ADMIN_HEADERS).status_code == 401
+    r = site.api.client.get("/api/v1/agent/probe-plan", headers=ADMIN_HEADERS)
+    assert r.status_code == 403
+    assert "for enrolled agents" in r.json()["detail"]
 
 
 # --- results ------------------------------------------------------------------------

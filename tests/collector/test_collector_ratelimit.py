@@ -62,3 +62,18 @@ def test_default_rate_is_30_per_minute(api) -> None:
     ]
     assert codes[:30] == [201] * 30
     assert codes[30] == 429
+
+
+def test_password_logins_are_rate_limited_separately(make_api) -> None:
+    api = make_api(login_rate_per_minute=2, enroll_rate_per_minute=100)
+    body = {"username": "nobody", "password": "wrong password"}
+    codes = [api.client.post("/api/v1/auth/token", json=body).status_code for _ in range(3)]
+    assert codes == [401, 401, 429]
+    r = api.client.post("/api/v1/auth/token", json=body)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    # enrollment has its own bucket: not affected by the refused logins
+    agency = api.create_agency()
+    r = api.client.post(
+        "/api/v1/enroll", json={"token": api.create_token(agency["id"]), "hostname": "pc"}
+    )
+    assert r.status_code == 201

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -23,10 +24,12 @@ def _free_port() -> int:
 
 
 class Collector:
-    def __init__(self, tmp: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, tmp: Path, host: str = "127.0.0.1", tls_dir: Path | None = None) -> None:
         self.host = host
         self.port = _free_port()
-        self.url = f"http://{host}:{self.port}"
+        # tls_dir: a `posture-collector tls init` directory; serve HTTPS with it.  It may be
+        # changed between stop() and start() (e.g. to present another CA's certificate).
+        self.tls_dir = tls_dir
         self.db = tmp / "collector.db"
         self.env = {
             **os.environ,
@@ -36,17 +39,30 @@ class Collector:
         self.proc: subprocess.Popen | None = None
         self.log = tmp / "collector.log"
 
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls_dir else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """Trust exactly the collector's own CA (TLS), or the default (plain http)."""
+        if self.tls_dir is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.tls_dir / "ca.pem"))
+
     def start(self) -> None:
+        tls = ["--tls-dir", str(self.tls_dir)] if self.tls_dir else []
         with open(self.log, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "collector.cli", "serve", "--host", self.host,
-                 "--port", str(self.port)],
+                 "--port", str(self.port), *tls],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=1,
+                             verify=self.verify).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -61,7 +77,7 @@ class Collector:
     def admin(self) -> httpx.Client:
         return httpx.Client(
             base_url=f"{self.url}/api/v1", headers={"Authorization": f"Bearer {ADMIN}"},
-            timeout=30,
+            timeout=30, verify=self.verify,
         )
 
 
