@@ -3,6 +3,8 @@
 * Điều 18 khoản 1, gạch đầu dòng 2 — "Áp dụng các công nghệ xác thực":
   ``ssh_no_empty_passwords``, ``ssh_root_login``, ``password_policy``.
 * Same bullet — "cơ chế quản lý quyền truy cập": ``single_uid0``.
+* Same bullet, Windows: ``rdp_nla`` (Remote Desktop, when on, authenticates
+  before a session is created: Network Level Authentication).
 * Điều 19 khoản 2 — secure server configuration: ``ssh_password_auth_server``.
 * Điều 19 khoản 3 — staff must not install software on their own:
   ``admin_group_small`` (membership of sudo/wheel/admin gives install rights).
@@ -150,6 +152,22 @@ def password_policy(ctx: EvalContext) -> Outcome:
     return undetermined("cannot_tell", **values)
 
 
+@check("rdp_nla")
+def rdp_nla(ctx: EvalContext) -> Outcome:
+    if ctx.report.host.os_family != "windows":
+        return Outcome("not_applicable", "not_windows")
+    facts = _facts(ctx)
+    if facts.remote_desktop_enabled is None:
+        return undetermined("cannot_tell")
+    if not facts.remote_desktop_enabled:
+        return passed("rdp_off")
+    if facts.remote_desktop_nla is None:
+        return undetermined("nla_unknown")
+    if facts.remote_desktop_nla:
+        return passed("nla_on")
+    return failed("nla_off")
+
+
 @check("single_uid0")
 def single_uid0(ctx: EvalContext) -> Outcome:
     if ctx.report.host.os_family == "windows":
@@ -177,7 +195,9 @@ def admin_group_small(ctx: EvalContext) -> Outcome:
     if not members:
         return passed("no_members", groups=sorted(groups))
     extra = [
-        f"{user} ({group})" for group, users in groups.items() for user in users
+        f"{user} ({group})"
+        for group, users in groups.items()
+        for user in users
         if user not in allowed
     ]
     if extra:

@@ -51,7 +51,7 @@ def status(check_id: str, role: str = "server", **sections: Any) -> str:
 def test_checks_are_mapped_to_their_requirements() -> None:
     fw = load_framework()
     expected = {
-        "D18.1.c": ["ssh_no_empty_passwords", "ssh_root_login", "password_policy"],
+        "D18.1.c": ["ssh_no_empty_passwords", "ssh_root_login", "password_policy", "rdp_nla"],
         "D18.1.d": ["single_uid0"],
         "D18.1.e": ["log_persistent", "log_audit", "log_remote"],
         "D19.2.a": ["ssh_password_auth_server"],

@@ -30,6 +30,7 @@ from tests.agent.windows.winkit import (
     windows_ctx,
 )
 from tests.collector.conftest import ADMIN_TOKEN, Api
+from tests.factories import make_report
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -74,7 +75,7 @@ def test_healthy_windows_host_passes(role: str) -> None:
         "av_installed", "av_active", "av_signatures_fresh", "fw_active", "fw_default_deny",
         "patch_security_pending", "patch_recent_update", "patch_reboot_pending",
         "password_policy", "log_persistent", "disk_encrypted", "no_plaintext_services",
-        "ssh_root_login",
+        "ssh_root_login", "rdp_nla",
     }  # fmt: skip
     expected_pass |= (
         {"admin_group_small"}
@@ -84,6 +85,14 @@ def test_healthy_windows_host_passes(role: str) -> None:
     assert {c for c in expected_pass if status[c] != "pass"} == set()
     assert status["single_uid0"] == "not_applicable"
     assert "fail" not in {s for c, s in status.items() if c != "backup_recent"}
+
+
+def test_remote_desktop_without_nla_fails_and_linux_is_not_concerned() -> None:
+    report = windows_report({"remote_desktop": json_file("remote_desktop_open.json")})
+    assert verdicts(report)["rdp_nla"] == "fail"
+    assert report.auth is not None and report.auth.remote_desktop_enabled is True
+    linux = make_report()
+    assert verdicts(linux)["rdp_nla"] == "not_applicable"
 
 
 def test_defender_off_fails_av_active_and_signatures() -> None:
