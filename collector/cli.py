@@ -14,10 +14,11 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from collector import audit, crud, users_cli
+from collector import audit, crud, incidents_cli, reports_cli, users_cli
 from collector.agentless import cli as agentless_cli
 from collector.db import create_db_engine, init_db
 from collector.models import MAX_LEVEL, MIN_LEVEL
+from collector.notify import cli as notify_cli
 from collector.roles import cli_principal
 from collector.settings import Settings
 
@@ -486,6 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--role", choices=("server", "workstation"), default=None, help="role of this machine"
     )
+    demo.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="exit after printing the verdicts (default: keep serving the dashboard until Ctrl-C)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     cov = sub.add_parser(
@@ -518,6 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     agentless_cli.register(sub)
     users_cli.register(sub)
+    incidents_cli.register(sub)
+    notify_cli.register(sub)
+    reports_cli.register(sub)
     return parser
 
 

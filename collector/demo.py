@@ -5,7 +5,10 @@
 3. enroll an agent for this machine, collect its facts, spool and deliver the
    report over HTTP exactly as ``posture-agent run`` does;
 4. print this machine's verdicts by article (Điều 16–19 and the related Điều 14
-   and 20), in Vietnamese by default.
+   and 20), in Vietnamese by default;
+5. create a dashboard user (province_admin, random password), print the
+   dashboard URL and the credentials, and keep serving until Ctrl-C
+   (``--no-serve``: exit after printing, as before).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from rich.console import Console
 
 from collector.app import create_app
 from collector.console import articles_table, failures_table, make_console
@@ -129,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
             for f in admin.get(f"/hosts/{host_id}/findings").raise_for_status().json()
         ]
         host = admin.get(f"/hosts/{host_id}").raise_for_status().json()
+        dashboard_password = dashboard_user(admin)
 
     framework = load_framework()
     title = f"{framework.title.get(lang)} — {host['hostname']}"
@@ -144,7 +149,46 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(f"{labels[s]} {n}" for s, n in totals.items())  # type: ignore[index]
     )
     console.print(f"Dữ liệu của lần chạy này: {workdir}" if vi else f"Data of this run: {workdir}")
+    if getattr(args, "no_serve", False):
+        return 0
+    with running_collector(settings, port) as url:
+        print_dashboard_access(console, url, dashboard_password, vi)
+        console.print(
+            "Bộ thu thập tiếp tục chạy; nhấn Ctrl-C để dừng."
+            if vi
+            else "The collector keeps running; press Ctrl-C to stop."
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(1)
     return 0
+
+
+DASHBOARD_USER = "demo-admin"
+
+
+def dashboard_user(admin: httpx.Client) -> str:
+    """Create (or reset) the demo's dashboard user, a province_admin; returns its password."""
+    password = secrets.token_urlsafe(12)
+    existing = admin.get("/users").raise_for_status().json()
+    found = next((u for u in existing if u["username"] == DASHBOARD_USER), None)
+    if found is None:
+        admin.post(
+            "/users",
+            json={"username": DASHBOARD_USER, "role": "province_admin", "password": password},
+        ).raise_for_status()
+    else:
+        admin.patch(f"/users/{found['id']}", json={"password": password}).raise_for_status()
+    return password
+
+
+def print_dashboard_access(console: Console, url: str, password: str, vi: bool) -> None:
+    console.print(
+        ("Bảng điều khiển: " if vi else "Dashboard: ") + f"{url}/ui/",
+        ("Tên đăng nhập: " if vi else "Username: ") + DASHBOARD_USER,
+        ("Mật khẩu: " if vi else "Password: ") + password,
+        sep="\n",
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -163,7 +163,7 @@ class Settings(BaseSettings):
     )
     notify_webhook_timeout_seconds: float = Field(default=10, gt=0)
     notify_webhook_retries: int = Field(
-        default=2, ge=0, description="Immediate retries of a failed webhook call (backoff 1 s, 2 s…)."
+        default=2, ge=0, description="Immediate retries of a failed webhook call (1 s, 2 s…)."
     )
     smtp_host: str | None = Field(
         default=None, description="POSTURE_SMTP_HOST: SMTP server for e-mail notifications."

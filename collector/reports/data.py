@@ -10,6 +10,7 @@ force at some time in the period.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,8 +20,9 @@ from collector import attestations, compliance, crud, fleet_data, history, incid
 from collector.models import Agency, AttestationRecord, Host, IncidentRecord, WaiverRecord, utcnow
 from collector.reports.period import Period
 from collector.settings import Settings
+from policies import engine
 from policies.framework import Framework, Requirement, load_framework
-from policies.model import ArticleVerdict, RequirementVerdict, Text, Verdict
+from policies.model import ArticleVerdict, Finding, RequirementVerdict, Text, Verdict
 from policies.registry import load_checks, load_fleet_rules
 
 PROVINCE_CONTEXT = Text(
@@ -239,7 +241,9 @@ def _host_gaps(
     fw: Framework,
     now: datetime,
     silence: timedelta,
-) -> tuple[list[HostRow], list[Gap]]:
+) -> tuple[list[HostRow], list[Gap], list[dict[str, Verdict]]]:
+    """Machines, gaps found on machines, and each machine's check statuses with the
+    waivers in force applied (as ``compliance.agency_articles`` reads them)."""
     assert agency.id is not None
     checks = load_checks()
     applicable = [r for r in fw.requirements if r.applies_to_level(agency.level) and r.checks]
@@ -252,6 +256,7 @@ def _host_gaps(
     active = [w for w in waivers.active_waivers(session, agency.id, now) if w.active(now)]
     hosts: list[HostRow] = []
     gaps: dict[tuple[str, str], Gap] = {}
+    per_host: list[dict[str, Verdict]] = []
     for host_id, (host, statuses) in compliance.host_check_statuses(session, agency.id).items():
         seen = _aware(host.last_seen_at)
         row = HostRow(
@@ -264,11 +269,16 @@ def _host_gaps(
             silent=seen is None or now - seen > silence,
         )
         hosts.append(row)
+        waived = dict(statuses)
+        per_host.append(waived)
         for check_id, status in statuses.items():
-            if status not in ("fail", "unknown") or check_id not in reqs_of:
+            if status not in ("fail", "unknown"):
                 continue
             if any(w.covers(check_id, host_id) for w in active):
-                continue  # waived: listed with the waivers, not as a gap
+                waived[check_id] = "waived"  # listed with the waivers, not as a gap
+                continue
+            if check_id not in reqs_of:
+                continue
             (row.failed_checks if status == "fail" else row.unknown_checks).append(check_id)
             gap = gaps.get((check_id, status))
             if gap is None:
@@ -285,7 +295,7 @@ def _host_gaps(
                     remediation=spec.remediation if spec else Text(vi="", en=""),
                 )
             gap.hosts.append(host.hostname)
-    return hosts, list(gaps.values())
+    return hosts, list(gaps.values()), per_host
 
 
 def _requirement_gaps(
@@ -293,8 +303,7 @@ def _requirement_gaps(
     agency: Agency,
     fw: Framework,
     articles: list[ArticleVerdict],
-    now: datetime,
-    settings: Settings | None,
+    fleet: Mapping[str, Finding],
 ) -> list[Gap]:
     """Failing requirements that no host check explains: fleet rules and attestations."""
     by_id = {r.id: r for r in fw.requirements}
@@ -307,9 +316,6 @@ def _requirement_gaps(
     if not wanted:
         return []
     fleet_specs = load_fleet_rules()
-    fleet: dict[str, object] = {}
-    if any(by_id[v.requirement_id].fleet_rules for v in wanted):
-        fleet = {f.check_id: f for f in fleet_data.fleet_findings(session, agency, now, settings)}
     out: list[Gap] = []
     for verdict in wanted:
         req = by_id[verdict.requirement_id]
@@ -430,9 +436,17 @@ def agency_report(
     fw = load_framework()
     params = fleet_data.agency_parameters(agency, settings)
     silence_hours = float(params["fleet"]["max_silence_hours"])
-    articles = compliance.agency_articles(session, agency, now=now)
-    hosts, gaps = _host_gaps(session, agency, fw, now, timedelta(hours=silence_hours))
-    gaps += _requirement_gaps(session, agency, fw, articles, now, settings)
+    hosts, gaps, per_host = _host_gaps(session, agency, fw, now, timedelta(hours=silence_hours))
+    # ``compliance.agency_articles``, with the fleet findings computed once for both uses
+    fleet = fleet_data.fleet_findings(session, agency, now, settings)
+    articles = engine.summarize_agency_statuses(
+        [engine.host_requirement_statuses(statuses, agency.level) for statuses in per_host],
+        agency.level,
+        fleet_findings=fleet,
+        attestations=attestations.attestations_for(session, agency.id),
+        now=now,
+    )
+    gaps += _requirement_gaps(session, agency, fw, articles, {f.check_id: f for f in fleet})
     gaps.sort(key=lambda g: g.sort_key)
     hostnames = {h.id: h.hostname for h in hosts}
     incident_rows = [

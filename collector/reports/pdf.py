@@ -273,8 +273,8 @@ def article_summary(report: AgencyReport, lang: str, width: float) -> Table:
             ]
         )
         marks.append((1, i, a.status))
-    first = width - 22 * mm - 5 * 15 * mm
-    return table(header, rows, [first, 22 * mm] + [15 * mm] * 5, verdict_cells=marks)
+    first = width - 6 * 27 * mm
+    return table(header, rows, [first] + [27 * mm] * 6, verdict_cells=marks)
 
 
 def trend_chart(report: AgencyReport, lang: str, width: float, height: float = 62 * mm) -> Flowable:
@@ -334,7 +334,7 @@ def trend_chart(report: AgencyReport, lang: str, width: float, height: float = 6
 
 def requirement_tables(report: AgencyReport, lang: str, width: float) -> list[Flowable]:
     out: list[Flowable] = []
-    widths = [22 * mm, width - 22 * mm - 22 * mm - 70 * mm, 22 * mm, 70 * mm]
+    widths = [24 * mm, width - 24 * mm - 26 * mm - 80 * mm, 26 * mm, 80 * mm]
     header = [word(lang, "requirement"), word(lang, "content"), word(lang, "verdict")]
     header.append(word(lang, "evidence"))
     for a in report.articles:
@@ -370,6 +370,8 @@ def _hosts_text(gap: Gap, lang: str) -> str:
 
 def _gap_title(gap: Gap, lang: str) -> str:
     refs = ", ".join(gap.requirement_ids)
+    if gap.requirement_ids == [gap.key]:
+        return f"{gap.title.get(lang)}\n{refs}"
     return f"{gap.title.get(lang)}\n[{gap.key}] {refs}"
 
 
@@ -384,9 +386,9 @@ def gap_table(gaps: Sequence[Gap], lang: str, width: float) -> Flowable:
         word(lang, "hosts"),
         word(lang, "remediation"),
     ]
-    fixed = 9 * mm + 20 * mm + 18 * mm
+    fixed = 9 * mm + 26 * mm + 22 * mm
     rest = width - fixed
-    widths = [9 * mm, rest * 0.3, 20 * mm, 18 * mm, rest * 0.3, rest * 0.4]
+    widths = [9 * mm, rest * 0.3, 26 * mm, 22 * mm, rest * 0.3, rest * 0.4]
     rows, marks = [], []
     for i, g in enumerate(gaps):
         evidence = "\n".join(e.get(lang) for e in g.evidence)
@@ -444,8 +446,8 @@ def attestation_table(report: AgencyReport, lang: str, width: float) -> Flowable
         ]
         for a in report.attestations
     ]
-    rest = width - 3 * 20 * mm
-    return table(header, rows, [rest * 0.3, rest * 0.45, rest * 0.25] + [20 * mm] * 3)
+    rest = width - 3 * 25 * mm
+    return table(header, rows, [rest * 0.3, rest * 0.45, rest * 0.25] + [25 * mm] * 3)
 
 
 def waiver_table(report: AgencyReport, lang: str, width: float) -> Flowable:
@@ -472,8 +474,8 @@ def waiver_table(report: AgencyReport, lang: str, width: float) -> Flowable:
         ]
         for w in report.waivers
     ]
-    rest = width - 3 * 19 * mm
-    widths = [rest * 0.25, rest * 0.15, rest * 0.4, rest * 0.2] + [19 * mm] * 3
+    rest = width - 3 * 25 * mm
+    widths = [rest * 0.25, rest * 0.15, rest * 0.4, rest * 0.2] + [25 * mm] * 3
     return table(header, rows, widths)
 
 
@@ -506,7 +508,7 @@ def incident_table(
         if agency:
             row.insert(0, c(i.agency_code))
         out.append(row)
-    base = [24 * mm, 0.0, 34 * mm, 24 * mm, 20 * mm, 28 * mm]
+    base = [26 * mm, 0.0, 60 * mm, 36 * mm, 26 * mm, 40 * mm]
     if agency:
         base.insert(0, 20 * mm)
     base[base.index(0.0)] = width - sum(base)
@@ -633,8 +635,8 @@ def _matrix(report: ProvinceReport, lang: str, width: float) -> Flowable:
             row.append(c(verdict(lang, status), bold=True))
             marks.append((4 + j, i, status))
         rows.append(row)
-    fixed = 16 * mm + 16 * mm + 18 * mm + len(articles) * 22 * mm
-    widths = [width - fixed, 16 * mm, 16 * mm, 18 * mm] + [22 * mm] * len(articles)
+    fixed = 16 * mm + 16 * mm + 20 * mm + len(articles) * 26 * mm
+    widths = [width - fixed, 16 * mm, 16 * mm, 20 * mm] + [26 * mm] * len(articles)
     return table(header, rows, widths, verdict_cells=marks)
 
 
@@ -658,8 +660,8 @@ def _province_gaps(report: ProvinceReport, lang: str, width: float) -> Flowable:
             ]
         )
         marks.append((2, i, pg.gap.status))
-    rest = width - 9 * mm - 20 * mm - 16 * mm
-    widths = [9 * mm, rest * 0.3, 20 * mm, rest * 0.25, 16 * mm, rest * 0.45]
+    rest = width - 9 * mm - 26 * mm - 16 * mm
+    widths = [9 * mm, rest * 0.3, 26 * mm, rest * 0.25, 16 * mm, rest * 0.45]
     return table(header, rows, widths, verdict_cells=marks)
 
 

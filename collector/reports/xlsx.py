@@ -12,6 +12,7 @@ import io
 from collections.abc import Sequence
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
@@ -29,6 +30,14 @@ _FILLS = {
 _MAX_WIDTH = 60
 
 
+def _cell_value(value: object) -> object:
+    """Control characters (from a machine's facts, an agency name…) are illegal in
+    XLSX; they are replaced by U+FFFD rather than failing the whole report."""
+    if isinstance(value, str):
+        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+    return value
+
+
 def workbook_bytes(reports: Sequence[AgencyReport], lang: str = "vi") -> bytes:
     check_lang(lang)
     fills = {verdict(lang, v): PatternFill("solid", fgColor=_FILLS[v]) for v in VERDICT_ORDER}
@@ -43,7 +52,7 @@ def workbook_bytes(reports: Sequence[AgencyReport], lang: str = "vi") -> bytes:
             cell.alignment = Alignment(wrap_text=True, vertical="top")
         verdict_cols = [i for i, h in enumerate(header, start=1) if h == word(lang, "verdict")]
         for row in rows:
-            ws.append(row)
+            ws.append([_cell_value(v) for v in row])
         for col in verdict_cols:
             for (cell,) in ws.iter_rows(min_row=2, min_col=col, max_col=col):
                 fill = fills.get(str(cell.value))

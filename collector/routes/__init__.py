@@ -9,9 +9,11 @@ from collector.routes import audit as audit_routes
 from collector.routes import discovery as discovery_routes
 from collector.routes import fleet as fleet_routes
 from collector.routes import history as history_routes
+from collector.routes import incidents as incident_routes
 from collector.routes import network as network_routes
 from collector.routes import parameters as agency_parameters
 from collector.routes import province as province_routes
+from collector.routes import report_exports as report_export_routes
 from collector.routes import software_register as register_routes
 from collector.routes import tls as tls_routes
 from collector.routes import users as user_routes
@@ -36,5 +38,7 @@ api_router.include_router(tls_routes.router)
 api_router.include_router(agent_credential_routes.router)
 api_router.include_router(user_routes.router)
 api_router.include_router(audit_routes.router)
+api_router.include_router(incident_routes.router)
+api_router.include_router(report_export_routes.router)
 
 __all__ = ["api_router", "health"]

@@ -31,7 +31,7 @@ COOKIE_PATH = "/ui"
 SESSION_LIFETIME = timedelta(hours=8)
 
 
-class LoginRequired(Exception):  # noqa: N818  (control flow, not an error)
+class LoginRequired(Exception):
     """No valid dashboard session: send the browser to the login page."""
 
     def __init__(self, next_url: str) -> None:
@@ -39,15 +39,15 @@ class LoginRequired(Exception):  # noqa: N818  (control flow, not an error)
         self.next_url = next_url
 
 
-class PageForbidden(Exception):  # noqa: N818
+class PageForbidden(Exception):
     """The user is known but may not see or do this (rendered as a 403 page)."""
 
 
-class PageNotFound(Exception):  # noqa: N818
+class PageNotFound(Exception):
     """The object does not exist (rendered as a 404 page)."""
 
 
-class CsrfRefused(Exception):  # noqa: N818
+class CsrfRefused(Exception):
     """A POST without the right anti-forgery token (rendered as a 403 page)."""
 
 

@@ -1,20 +1,17 @@
 """Bridge to the report module (collector.reports), imported lazily.
 
 The dashboard's download links use the session cookie, where the report API
-(``/api/v1/agencies/{id}/report``) takes bearer tokens; both call the same
-module.  Its entry point is looked up by name and called with the keyword
-arguments it declares, so the dashboard does not break while that module
-evolves; when it is missing the page says so plainly.
+(``/api/v1/agencies/{id}/report``) takes bearer tokens; both call
+``collector.reports.render_agency``.  When that module (or a renderer library
+it needs) is missing, the page says so plainly instead of failing.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session
 
@@ -27,18 +24,9 @@ FORMATS = {
     "csv": "text/csv; charset=utf-8",
 }
 PERIOD = re.compile(r"^[0-9A-Za-z._-]{1,32}$")
-_ENTRY_POINTS = (
-    "agency_report",
-    "render_agency_report",
-    "build_agency_report",
-    "generate_agency_report",
-    "render_report",
-    "generate",
-    "render",
-)
 
 
-class ReportsUnavailable(Exception):  # noqa: N818
+class ReportsUnavailable(Exception):
     """collector.reports is not installed, or has no usable entry point."""
 
 
@@ -64,18 +52,6 @@ def default_periods(now: datetime) -> list[tuple[str, str, int]]:
     return out
 
 
-def _entry_point() -> Any:
-    try:
-        module = importlib.import_module("collector.reports")
-    except ImportError as exc:
-        raise ReportsUnavailable(str(exc)) from exc
-    for name in _ENTRY_POINTS:
-        fn = getattr(module, name, None)
-        if callable(fn):
-            return fn
-    raise ReportsUnavailable("collector.reports has no agency report entry point")
-
-
 def render(
     session: Session,
     agency: Agency,
@@ -85,56 +61,21 @@ def render(
     lang: str,
     settings: Settings,
 ) -> Download:
-    fn = _entry_point()
-    offered: dict[str, Any] = {
-        "session": session,
-        "agency": agency,
-        "agency_id": agency.id,
-        "period": period,
-        "format": fmt,
-        "fmt": fmt,
-        "kind": fmt,
-        "lang": lang,
-        "settings": settings,
-    }
-    params = inspect.signature(fn).parameters
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    for name, param in params.items():
-        if name not in offered:
-            if param.default is inspect.Parameter.empty and param.kind not in (
-                inspect.Parameter.VAR_KEYWORD,
-                inspect.Parameter.VAR_POSITIONAL,
-            ):
-                raise ReportsUnavailable(f"unexpected parameter {name!r} of the report module")
-            continue
-        if param.kind == inspect.Parameter.POSITIONAL_ONLY:
-            args.append(offered[name])
-        else:
-            kwargs[name] = offered[name]
-    result = fn(*args, **kwargs)
-    return _download(result, agency, period, fmt)
+    """The agency's periodic report for ``period`` as a file.
 
-
-def _download(result: Any, agency: Agency, period: str, fmt: str) -> Download:
-    filename = f"bao-cao-{agency.code}-{period}.{fmt}"
-    media_type = FORMATS[fmt]
-    content: Any = result
-    if isinstance(result, tuple):
-        content = result[0]
-        if len(result) > 1 and result[1]:
-            media_type = str(result[1])
-        if len(result) > 2 and result[2]:
-            filename = str(result[2])
-    elif not isinstance(result, (bytes, bytearray, str)):
-        for attr in ("content", "body", "data"):
-            if hasattr(result, attr):
-                content = getattr(result, attr)
-                break
-        media_type = str(getattr(result, "media_type", None) or media_type)
-        filename = str(getattr(result, "filename", None) or filename)
-    if isinstance(content, str):
-        content = content.encode("utf-8")
-    if not isinstance(content, (bytes, bytearray)):
-        raise ReportsUnavailable("the report module returned no file content")
-    return Download(bytes(content), media_type, filename)
+    Raises :class:`ReportsUnavailable` when the report module (or a renderer
+    library it needs) is missing, ``ValueError`` for a period it cannot parse.
+    """
+    try:
+        reports = importlib.import_module("collector.reports")
+    except ImportError as exc:
+        raise ReportsUnavailable(str(exc)) from exc
+    try:
+        parsed = reports.parse_period(period)
+    except reports.PeriodError as exc:
+        raise ValueError(str(exc)) from exc
+    try:
+        document = reports.render_agency(session, agency, parsed, fmt, lang, settings=settings)
+    except ImportError as exc:  # reportlab / openpyxl not installed
+        raise ReportsUnavailable(str(exc)) from exc
+    return Download(document.data, document.media_type, document.filename)

@@ -50,7 +50,9 @@ def silence_limit(agency: Agency, settings: Settings) -> timedelta:
     return timedelta(hours=float(params["fleet"]["max_silence_hours"]))
 
 
-def _waive(statuses: Mapping[str, Verdict], host_id: int, active: list[Waiver]) -> dict[str, Verdict]:
+def _waive(
+    statuses: Mapping[str, Verdict], host_id: int, active: list[Waiver]
+) -> dict[str, Verdict]:
     out = dict(statuses)
     if active:
         for check_id, status in statuses.items():
@@ -223,7 +225,9 @@ def _total_score(counts: Iterable[dict[str, int]]) -> float | None:
     return score(total)
 
 
-def score_series(session: Session, agency_id: int, limit: int = 200) -> list[tuple[datetime, float]]:
+def score_series(
+    session: Session, agency_id: int, limit: int = 200
+) -> list[tuple[datetime, float]]:
     """The agency's overall score (share of applicable requirements passed) per snapshot."""
     rows = session.exec(
         select(ComplianceSnapshot.taken_at, ComplianceSnapshot.counts)

@@ -126,9 +126,7 @@ def install(app: FastAPI) -> None:
 
     async def login_required(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, auth.LoginRequired)
-        return RedirectResponse(
-            "/ui/login?" + urlencode({"next": exc.next_url}), status_code=303
-        )
+        return RedirectResponse("/ui/login?" + urlencode({"next": exc.next_url}), status_code=303)
 
     async def forbidden(request: Request, exc: Exception) -> Response:
         principal = _quiet_principal(request)
@@ -201,9 +199,7 @@ async def login_submit(request: Request, session: SessionDep) -> Response:
     try:
         ratelimit.login_rate_limit(request)
     except HTTPException:
-        return render(
-            request, "login.html", status_code=429, next_url=next_url, error="login_rate"
-        )
+        return render(request, "login.html", status_code=429, next_url=next_url, error="login_rate")
     username = form.get("username", "")[:64]
     source = request.client.host if request.client else None
     try:
@@ -343,9 +339,7 @@ def agency_page(
         waiver_rows=[(w, waivers.waiver_state(w, now)) for w in waiver_rows],
         hostnames=hostnames,
         incident_rows=incidents.list_incidents(session, agency_id, limit=50),
-        incident_label=lambda table, key: incidents.label(
-            getattr(incidents, table), key, lang
-        ),
+        incident_label=lambda table, key: incidents.label(getattr(incidents, table), key, lang),
         chart=Markup(chart),
         series=series,
         can_manage=principal.can_manage_agency(agency_id),
@@ -399,8 +393,13 @@ def agency_report(
     fmt = request.query_params.get("format", "pdf")
     if fmt not in export.FORMATS or not export.PERIOD.match(period):
         return render(
-            request, "message.html", principal=principal, status_code=422,
-            heading="reports_missing_title", body="report_bad_request", agency=agency,
+            request,
+            "message.html",
+            principal=principal,
+            status_code=422,
+            heading="reports_missing_title",
+            body="report_bad_request",
+            agency=agency,
         )
     try:
         download = export.render(
@@ -408,13 +407,23 @@ def agency_report(
         )
     except (export.ReportsUnavailable, NotImplementedError):
         return render(
-            request, "message.html", principal=principal, status_code=503,
-            heading="reports_missing_title", body="reports_missing", agency=agency,
+            request,
+            "message.html",
+            principal=principal,
+            status_code=503,
+            heading="reports_missing_title",
+            body="reports_missing",
+            agency=agency,
         )
     except (ValueError, LookupError):
         return render(
-            request, "message.html", principal=principal, status_code=422,
-            heading="reports_missing_title", body="report_bad_request", agency=agency,
+            request,
+            "message.html",
+            principal=principal,
+            status_code=422,
+            heading="reports_missing_title",
+            body="report_bad_request",
+            agency=agency,
         )
     safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in download.filename)
     return Response(
@@ -438,7 +447,11 @@ def host_page(host_id: int, request: Request, session: SessionDep) -> Response:
     order = {s: i for i, s in enumerate(VERDICT_ORDER)}
     findings = sorted(
         evaluation.findings,
-        key=lambda f: (order.get(f.status, 9), queries.SEVERITY_RANK.get(f.severity, 9), f.check_id),
+        key=lambda f: (
+            order.get(f.status, 9),
+            queries.SEVERITY_RANK.get(f.severity, 9),
+            f.check_id,
+        ),
     )
     return render(
         request,

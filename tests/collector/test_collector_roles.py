@@ -181,6 +181,20 @@ def _probe_results(w: World) -> Request:
     return "/api/v1/agent/probe-results", {"json": body}
 
 
+def incident_body(w: World) -> dict[str, Any]:
+    return {
+        "category": "server_operation",
+        "title": "Máy chủ thư điện tử ngừng hoạt động",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "reported_by": "Nguyễn Văn A",
+        "host_id": w.host_a,
+    }
+
+
+def _incident(w: World) -> int:
+    return int(w.admin("POST", f"/api/v1/agencies/{w.a}/incidents", json=incident_body(w))["id"])
+
+
 ENDPOINTS: tuple[Endpoint, ...] = (
     E("GET", "/healthz", "public"),
     E(
@@ -429,6 +443,52 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         lambda w: (f"/api/v1/agentless/targets/{w.target_id}/collect", {}),  # type: ignore[attr-defined]
         ok=(409,),  # not trusted yet: never connected to
         audited=False,
+    ),
+    # incident register
+    E("GET", "/api/v1/agencies/{agency_id}/incidents", "read_a"),
+    E(
+        "POST",
+        "/api/v1/agencies/{agency_id}/incidents",
+        "manage_a",
+        lambda w: (f"/api/v1/agencies/{w.a}/incidents", {"json": incident_body(w)}),
+    ),
+    E(
+        "GET",
+        "/api/v1/incidents/{incident_id}",
+        "read_a",
+        lambda w: (f"/api/v1/incidents/{_incident(w)}", {}),
+    ),
+    E(
+        "PATCH",
+        "/api/v1/incidents/{incident_id}",
+        "manage_a",
+        lambda w: (
+            f"/api/v1/incidents/{_incident(w)}",
+            {"json": {"handling": f"Khởi động lại dịch vụ, lần {next(_counter)}"}},
+        ),
+    ),
+    E("GET", "/api/v1/province/incidents", "province_read"),
+    # periodic reports and the incident document (collector/routes/report_exports.py)
+    E(
+        "GET",
+        "/api/v1/agencies/{agency_id}/report",
+        "read_a",
+        lambda w: (
+            f"/api/v1/agencies/{w.a}/report",
+            {"params": {"period": "2026", "format": "csv"}},
+        ),
+    ),
+    E(
+        "GET",
+        "/api/v1/province/report",
+        "province_read",
+        lambda w: ("/api/v1/province/report", {"params": {"period": "2026", "format": "csv"}}),
+    ),
+    E(
+        "GET",
+        "/api/v1/incidents/{incident_id}/report.pdf",
+        "read_a",
+        lambda w: (f"/api/v1/incidents/{_incident(w)}/report.pdf", {}),
     ),
     # users and audit
     E("GET", "/api/v1/users/me", "any_user"),

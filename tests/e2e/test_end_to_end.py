@@ -54,7 +54,8 @@ def test_agent_enrolls_collects_and_gets_verdicts(collector, tmp_path):
 
 def test_demo_command_prints_vietnamese_verdicts(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "collector.cli", "demo", "--workdir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "collector.cli", "demo", "--no-serve",
+         "--workdir", str(tmp_path / "demo")],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "COLUMNS": "160"},
     )
