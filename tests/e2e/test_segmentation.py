@@ -59,8 +59,13 @@ def mgmt_collector(tmp_path: Path, lab: Lab) -> Iterator[Collector]:
 
 
 def _agent(lab: Lab, role: str, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # The lab collector speaks plain http on a namespace address, not on loopback.
+    config = state.parent / f"agent-{role}.toml"
+    config.write_text("allow_insecure_http = true\n", encoding="utf-8")
     return lab.run(
-        role, [sys.executable, "-m", "agent.cli", "--state-dir", str(state), *args],
+        role,
+        [sys.executable, "-m", "agent.cli", "--config", str(config), "--state-dir", str(state),
+         *args],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
 
