@@ -132,6 +132,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = [
         ("enrolled", "yes" if enrollment else "no"),
         ("collector", enrollment.collector_url if enrollment else "-"),
+        (
+            "collector CA",
+            f"pinned {enrollment.ca_fingerprint}"
+            if enrollment and enrollment.ca_fingerprint
+            else "not pinned (ca_file or system trust store)",
+        ),
         ("host id", str(enrollment.host_id) if enrollment else "-"),
         ("last collection", status.get("last_collection_at", "never")),
         ("last delivery", status.get("last_delivery_at", "never")),

@@ -14,7 +14,7 @@ always *exactly* what it returned at ``as_of``) when it may be out of date:
   next read recomputes the agency at once.
 * **reports**: ingest counts them in its transaction (:func:`count_ingest`);
   after the commit the ingesting worker recomputes the agency when its row is
-  older than ``POSTURE_PROVINCE_REFRESH_SECONDS`` (default 60), so a busy
+  older than ``POSTURE_PROVINCE_REFRESH_SECONDS`` (default 300), so a busy
   agency costs one recomputation per interval, not one per report; a read
   recomputes an agency with reports pending once the interval has passed.
 * **time**: a verdict can change with no write at all (a waiver or an
@@ -74,7 +74,7 @@ CLAIM_SECONDS = 300
 
 def refresh_seconds() -> float:
     """After reports, an agency is recomputed at most once per this many seconds."""
-    return float(os.environ.get("POSTURE_PROVINCE_REFRESH_SECONDS", "60"))
+    return float(os.environ.get("POSTURE_PROVINCE_REFRESH_SECONDS", "300"))
 
 
 def max_age_seconds() -> float:

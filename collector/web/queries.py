@@ -4,21 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, and_, case, distinct, false, func, or_
 from sqlmodel import Session, col, select
 
-from collector import compliance, fleet_data, waivers
-from collector.history import score
-from collector.models import Agency, ComplianceSnapshot, Host, HostPackage, StoredFinding
+from collector import fleet_data, province, waivers
+from collector.history import policy_hash, score
+from collector.models import (
+    Agency,
+    AgencyComplianceSummary,
+    ComplianceSnapshot,
+    Host,
+    HostPackage,
+    StoredFinding,
+)
 from collector.roles import Principal
 from collector.settings import Settings
 from policies import engine
 from policies.exceptions import Waiver
 from policies.framework import load_framework
-from policies.model import Verdict, combine
+from policies.model import Text, Verdict, combine
 from policies.registry import load_checks
 
 PAGE_SIZE = 50
@@ -134,19 +141,184 @@ def agency_host_rows(
 ) -> tuple[list[HostRow], int]:
     """One page of the agency's machines with their gaps, and the number of machines.
 
-    Two queries (hosts with their latest check statuses, active waivers); the
-    per-host verdicts are derived from statuses only, as the province view does.
+    Three queries, whatever the size of the agency: the active waivers; every
+    host with the number of its failed and unknown checks (after waivers,
+    counted in SQL: enough to sort and page); the check statuses of the page's
+    hosts only.  The per-host verdicts are derived from statuses only, as the
+    province view does.
     """
     assert agency.id is not None
     active = [w for w in waivers.active_waivers(session, agency.id, now) if w.active(now)]
     limit = silence_limit(agency, settings)
-    rows = [
-        _host_row(host, statuses, agency.level, active, now, limit)
-        for host, statuses in compliance.host_check_statuses(session, agency.id).values()
-    ]
-    rows.sort(key=_sort_key(sort, now))
+    summaries = _host_summaries(session, agency.id, active, now, limit)
+    summaries.sort(key=_sort_key(sort, now))
     start = (max(page, 1) - 1) * per_page
-    return rows[start : start + per_page], len(rows)
+    chosen = summaries[start : start + per_page]
+    statuses = _statuses(session, [r.id for r in chosen])
+    hosts = {h.id: h for h in _hosts(session, [r.id for r in chosen])}
+    rows = [
+        _host_row(hosts[r.id], statuses.get(r.id, {}), agency.level, active, now, limit)
+        for r in chosen
+        if r.id in hosts
+    ]
+    return rows, len(summaries)
+
+
+@dataclass
+class _HostSummary:
+    """What sorting needs of a host: the fields of ``_sort_key``."""
+
+    id: int
+    hostname: str
+    last_seen_at: datetime | None
+    silent: bool
+    fails: range  # len() is what sorting reads
+    unknowns: int
+
+
+def _waived(active: Sequence[Waiver]) -> ColumnElement[bool]:
+    """SQL: the finding is covered by one of the waivers (``Waiver.covers``)."""
+    terms = [
+        col(StoredFinding.check_id) == w.check_id
+        if w.host_id is None
+        else and_(
+            col(StoredFinding.check_id) == w.check_id, col(StoredFinding.host_id) == w.host_id
+        )
+        for w in active
+    ]
+    return or_(*terms) if terms else false()
+
+
+def _host_summaries(
+    session: Session, agency_id: int, active: Sequence[Waiver], now: datetime, limit: timedelta
+) -> list[_HostSummary]:
+    """Every host of the agency with its failed and unknown checks counted (one query)."""
+    waived = _waived(active)
+
+    def counted(status: str) -> ColumnElement[int]:
+        hit = (
+            and_(col(StoredFinding.status) == status, ~waived)
+            if active
+            else (col(StoredFinding.status) == status)
+        )
+        return func.count(distinct(case((hit, col(StoredFinding.check_id)))))
+
+    query = (
+        select(
+            col(Host.id),
+            col(Host.hostname),
+            col(Host.last_seen_at),
+            counted("fail"),
+            counted("unknown"),
+        )
+        .outerjoin(
+            StoredFinding,
+            and_(
+                col(StoredFinding.report_id) == col(Host.latest_report_id),
+                col(StoredFinding.host_id) == col(Host.id),
+            ),
+        )
+        .where(Host.agency_id == agency_id)
+        .group_by(col(Host.id), col(Host.hostname), col(Host.last_seen_at))
+    )
+    out = []
+    for host_id, hostname, last_seen_at, fails, unknowns in session.exec(query).all():
+        last_seen_at = _aware(last_seen_at)
+        out.append(
+            _HostSummary(
+                id=host_id,
+                hostname=hostname,
+                last_seen_at=last_seen_at,
+                silent=last_seen_at is None or now - last_seen_at > limit,
+                fails=range(int(fails)),
+                unknowns=int(unknowns),
+            )
+        )
+    return out
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Raw column reads bypass the UTC type decorator on SQLite."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def hostnames(session: Session, host_ids: Iterable[int]) -> dict[int, str]:
+    """Hostname of each of these hosts (one query)."""
+    ids = sorted(set(host_ids))
+    if not ids:
+        return {}
+    rows = session.exec(select(Host.id, Host.hostname).where(col(Host.id).in_(ids))).all()
+    return {i: name for i, name in rows if i is not None}
+
+
+def _hosts(session: Session, host_ids: list[int]) -> Sequence[Host]:
+    if not host_ids:
+        return []
+    return session.exec(select(Host).where(col(Host.id).in_(host_ids))).all()
+
+
+# --- an agency's verdicts by article --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArticleRow:
+    """One article of the agency page: what the template reads of ``ArticleVerdict``."""
+
+    article: int
+    title: Text
+    status: Verdict
+    counts: dict[str, int]
+
+
+def _summary_fresh(
+    row: AgencyComplianceSummary, agency: Agency, now: datetime, settings: Settings
+) -> bool:
+    """The row equals ``compliance.agency_articles`` at ``now``.
+
+    Stricter than the overview's rule (``province._due``): a row with reports
+    counted since it was computed is not used, so the page's verdicts are those
+    of the latest reports, like the host list under them.
+    """
+    computed_at, valid_until = _aware(row.computed_at), _aware(row.valid_until)
+    if computed_at is None or valid_until is None or computed_at <= province.EPOCH:
+        return False
+    if row.changes > 0 or row.ingests > 0 or now >= valid_until or now < computed_at:
+        return False
+    if row.level != agency.level or not row.articles:
+        return False
+    return row.policy_hash == policy_hash(fleet_data.agency_parameters(agency, settings))
+
+
+def agency_article_rows(
+    session: Session, agency: Agency, settings: Settings, *, now: datetime
+) -> list[ArticleRow]:
+    """The agency's verdict per article: its materialized summary (collector/province.py)
+    when that is up to date, else recomputed with ``province.refresh_agency``
+    (``compliance.agency_articles``, which also brings the row up to date; commits)."""
+    assert agency.id is not None
+    row = session.exec(
+        select(AgencyComplianceSummary)
+        .where(AgencyComplianceSummary.agency_id == agency.id)
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is not None and _summary_fresh(row, agency, now, settings):
+        titles = load_framework().articles
+        return [
+            ArticleRow(
+                article=int(a["article"]),
+                title=titles[int(a["article"])],
+                status=a["status"],
+                counts={k: int(v) for k, v in a["counts"].items()},
+            )
+            for a in sorted(row.articles, key=lambda a: int(a["article"]))
+        ]
+    articles = province.refresh_agency(session, agency, now=now, settings=settings)
+    return [
+        ArticleRow(article=a.article, title=a.title, status=a.status, counts=dict(a.counts))
+        for a in articles
+    ]
 
 
 def _sort_key(sort: str, now: datetime):  # type: ignore[no-untyped-def]

@@ -27,7 +27,7 @@ from collector import (
     waivers,
 )
 from collector.db import SessionDep, SettingsDep
-from collector.models import Agency, Host, WaiverRecord, utcnow
+from collector.models import Agency, WaiverRecord, utcnow
 from collector.roles import ROLE_LABELS, Principal, Role
 from collector.web import auth, charts, export, queries
 from collector.web.i18n import DEFAULT_LANG, LANGS, VERDICT_ORDER, Translator
@@ -292,12 +292,14 @@ def agency_page(
     sort = request.query_params.get("sort", "worst")
     sort = sort if sort in queries.SORTS else "worst"
     page = _int(request.query_params.get("page"), 1)
+    # First: recomputing an out-of-date summary commits, which expires loaded rows.
+    articles = queries.agency_article_rows(session, agency, settings, now=now)
     host_rows, total = queries.agency_host_rows(
         session, agency, settings, now=now, sort=sort, page=page
     )
     pages = max(1, math.ceil(total / queries.PAGE_SIZE))
-    articles = compliance.agency_articles(session, agency, now=now)
-    facts = network.network_facts(session, agency, now)
+    zones = network.zone_rows(session, agency_id)
+    facts = network.network_facts(session, agency, now) if zones else None
     probes = []
     if facts is not None:
         for obs in facts.observations:
@@ -311,10 +313,9 @@ def agency_page(
     t = Translator(lang)
     chart = charts.score_chart(series, title=t("history_title") + f" — {agency.name}", lang=lang)
     waiver_rows = waivers.list_waivers(session, agency_id)
-    host_ids = {w.host_id for w in waiver_rows if w.host_id is not None}
-    hostnames = {
-        h.id: h.hostname for h in (session.get(Host, i) for i in host_ids) if h is not None
-    }
+    hostnames = queries.hostnames(
+        session, [w.host_id for w in waiver_rows if w.host_id is not None]
+    )
     return render(
         request,
         "agency.html",
@@ -330,7 +331,7 @@ def agency_page(
         sorts=queries.SORTS,
         article_numbers=queries.article_numbers(),
         check_title=queries.check_title,
-        zones=network.zone_rows(session, agency_id),
+        zones=zones,
         probes=probes,
         attestation_rows=[
             (a, _attestation_state(a, now))

@@ -86,6 +86,7 @@ def test_pinned_enrollment_then_reports_and_rotation_over_tls(tls_collector, pki
     assert (state / "collector-ca.pem").read_bytes() == (directory / "ca.pem").read_bytes()
     saved = enrollment(state)
     assert saved["ca_fingerprint"] == pin and saved["collector_url"].startswith("https://")
+    assert f"collector CA      pinned {pin}" in agent(state, "status").stdout
 
     delivered = agent(state, "run", "--once")
     assert delivered.returncode == 0, delivered.stderr

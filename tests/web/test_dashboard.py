@@ -275,3 +275,99 @@ def test_report_module_missing_is_said_plainly(
     r = c.get(f"/ui/agencies/{world.agency_a}/report?period=2026-H1&format=pdf")
     assert r.status_code == 503
     assert "Chưa thể xuất báo cáo" in r.text and "collector.reports" in r.text
+
+
+ARTICLE_ROW = re.compile(
+    r'<tr><th scope="row">[^<]*?(\d+) — [^<]*</th>\s*<td class="cell c-([a-z_]+)">.*?</td>\s*'
+    r"((?:<td class=\"num\">\d+</td>)+)</tr>",
+    re.S,
+)
+
+
+def _page_articles(html: str) -> dict[int, tuple[str, list[int]]]:
+    section = html[html.index('id="h-articles"') : html.index('id="h-reports"')]
+    return {
+        int(n): (status, [int(x) for x in re.findall(r">(\d+)<", cells)])
+        for n, status, cells in ARTICLE_ROW.findall(section)
+    }
+
+
+def _expected_articles(app: FastAPI, agency_id: int) -> dict[int, tuple[str, list[int]]]:
+    from collector import compliance
+    from collector.models import Agency
+    from collector.web.i18n import VERDICT_ORDER
+
+    with Session(app.state.engine) as session:
+        agency = session.get(Agency, agency_id)
+        assert agency is not None
+        return {
+            a.article: (a.status, [a.counts.get(v, 0) for v in VERDICT_ORDER])
+            for a in compliance.agency_articles(session, agency)
+        }
+
+
+def test_agency_page_verdicts_equal_agency_articles(app: FastAPI, world: World) -> None:
+    """Served from the materialized summary or recomputed, the page's verdicts by
+    article are ``compliance.agency_articles``; a change (a waiver revoked) shows at once."""
+    from collector import province
+    from collector.models import Agency, AgencyComplianceSummary, utcnow
+    from collector.settings import Settings
+    from collector.web import queries
+
+    c = login(app, "sophia")
+    for agency_id in (world.agency_a, world.agency_b):
+        first = _page_articles(c.get(f"/ui/agencies/{agency_id}").text)
+        assert first and first == _expected_articles(app, agency_id)
+        # The first read brought the summary up to date; the next one reads it.
+        with Session(app.state.engine) as session:
+            row = session.get(AgencyComplianceSummary, agency_id)
+            agency = session.get(Agency, agency_id)
+            assert row is not None and agency is not None
+            assert row.changes == 0 and row.ingests == 0
+            settings: Settings = app.state.settings
+            assert queries._summary_fresh(row, agency, utcnow(), settings)
+        assert _page_articles(c.get(f"/ui/agencies/{agency_id}").text) == first
+
+    page = c.get(f"/ui/agencies/{world.agency_a}").text
+    r = c.post(
+        f"/ui/agencies/{world.agency_a}/waivers/{world.waiver_id}/revoke",
+        data={"csrf_token": csrf_of(page)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    with Session(app.state.engine) as session:
+        assert province.pending_rows(session) >= 1
+    after = _page_articles(c.get(f"/ui/agencies/{world.agency_a}").text)
+    assert after == _expected_articles(app, world.agency_a)
+
+
+def test_agency_host_pages_equal_the_full_computation(app: FastAPI, world: World) -> None:
+    """Counting in SQL and reading only the page's statuses gives the rows (and the
+    order) of the computation over every host's statuses."""
+    from collector import compliance, waivers
+    from collector.models import Agency, utcnow
+    from collector.web import queries
+
+    now = utcnow()
+    with Session(app.state.engine) as session:
+        agency = session.get(Agency, world.agency_a)
+        assert agency is not None and agency.id is not None
+        settings = app.state.settings
+        active = [w for w in waivers.active_waivers(session, agency.id, now) if w.active(now)]
+        assert active, "the seeded waiver must be in force"
+        limit = queries.silence_limit(agency, settings)
+        full = [
+            queries._host_row(host, statuses, agency.level, active, now, limit)
+            for host, statuses in compliance.host_check_statuses(session, agency.id).values()
+        ]
+        for sort in queries.SORTS:
+            expected = sorted(full, key=queries._sort_key(sort, now))
+            rows, total = queries.agency_host_rows(session, agency, settings, now=now, sort=sort)
+            assert total == len(full) and rows == expected
+            paged = [
+                queries.agency_host_rows(
+                    session, agency, settings, now=now, sort=sort, page=p, per_page=1
+                )[0]
+                for p in range(1, total + 1)
+            ]
+            assert [r[0] for r in paged] == expected
