@@ -155,9 +155,17 @@ def inventory_hash(packages: Iterable[Package]) -> str:
     Only name, arch and version count (``installed_at`` does not), as canonical
     compact JSON, so agent and collector compute the same value.
     """
-    keys = sorted({package_key(p) for p in packages})
-    canonical = json.dumps(keys, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return inventory_hash_of_keys(package_key(p) for p in packages)
+
+
+def canonical_inventory(keys: Iterable[PackageKey]) -> bytes:
+    """The bytes ``inventory_hash`` hashes: sorted, de-duplicated keys as compact JSON."""
+    return json.dumps(sorted(set(keys)), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def inventory_hash_of_keys(keys: Iterable[PackageKey]) -> str:
+    """``inventory_hash`` from the ``package_key`` triples themselves (no ``Package`` needed)."""
+    return hashlib.sha256(canonical_inventory(keys)).hexdigest()
 
 
 def diff_packages(

@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -202,7 +203,7 @@ def seed(url: str, agencies: int, hosts: int, packages: int, collected_at: datet
     import psycopg
     from sqlmodel import Session
 
-    from agent.report import Report
+    from agent.report import Report, canonical_inventory
     from collector.db import create_db_engine, init_db
     from collector.ingest import evaluate_report
     from collector.models import Agency, Host
@@ -301,13 +302,15 @@ def seed(url: str, agencies: int, hosts: int, packages: int, collected_at: datet
                     cp.write_row((h, seed_report_id(h), check_id, status, severity, payload))
         inv_cols = (
             "host_id, report_id, collected_at, inventory_hash, manager, package_count, "
-            "baseline_report_id, baseline_collected_at, updated_at"
+            "baseline_report_id, baseline_collected_at, updated_at, package_keys"
         )
+        # as apply_software stores it: the compressed canonical key list
+        keys_blob = zlib.compress(canonical_inventory((n, a, v) for n, a, v in names), 1)
         with cur.copy(f"COPY hostinventory ({inv_cols}) FROM STDIN") as cp:
             for h in range(1, hosts + 1):
                 rid = seed_report_id(h)
                 cp.write_row((h, rid, collected_at, inv_hash, "dpkg", len(names), rid,
-                              collected_at, now))  # fmt: skip
+                              collected_at, now, keys_blob))  # fmt: skip
         with cur.copy(
             "COPY hostpackage (host_id, name, arch, version, seen_since, report_id) FROM STDIN"
         ) as cp:

@@ -7,9 +7,13 @@ below and turned into HTTP answers by the routes (or messages by the CLI).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import uuid
+import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -20,12 +24,10 @@ from sqlmodel import Session, SQLModel, col, select
 
 from agent.report import (
     DeliveryInfo,
-    DeltaConflict,
     Package,
+    PackageKey,
     SoftwareSection,
-    apply_delta,
-    diff_packages,
-    inventory_hash,
+    canonical_inventory,
     package_key,
 )
 from collector.models import (
@@ -51,6 +53,8 @@ from collector.tokens import (
     secrets_match,
 )
 from policies.model import Finding
+
+log = logging.getLogger(__name__)
 
 
 class CrudError(Exception):
@@ -398,11 +402,24 @@ def latest_findings(session: Session, host: Host, *, status: str | None = None) 
 
 @dataclass
 class AppliedSoftware:
-    """Result of applying a report's software section to the host's inventory."""
+    """Result of applying a report's software section to the host's inventory.
 
-    section: SoftwareSection  # the full inventory, for evaluation
+    ``section`` is the full inventory for evaluation; for a delta it is read
+    back from the database only when asked for (no check may need it, and an
+    inventory holds ~1,500 packages), inside the ingest transaction.
+    """
+
+    received: SoftwareSection
     changes: list[SoftwareChange] = field(default_factory=list)  # not yet added
     baseline: bool = False
+    full: SoftwareSection | None = None
+    load_full: Callable[[], SoftwareSection] | None = None
+
+    @property
+    def section(self) -> SoftwareSection:
+        if self.full is None:
+            self.full = self.load_full() if self.load_full is not None else self.received
+        return self.full
 
 
 def _package(row: HostPackage) -> Package:
@@ -467,34 +484,17 @@ def apply_software(
       match ``inventory_hash``; otherwise ``InventoryConflict`` (→ 409
       resync_required) and the caller rolls everything back.
 
-    The change rows are returned, to be added once the report row exists.
+    The stored inventory is read as ``(name, arch, version)`` keys only.  The
+    change rows are returned, to be added once the report row exists.
     """
     assert host.id is not None
     if software.status != "ok":
-        return AppliedSoftware(section=software)
+        return AppliedSoftware(received=software)
     state = session.exec(
         select(HostInventory).where(HostInventory.host_id == host.id).with_for_update()
     ).first()
-    # Plain columns, not ORM objects: an inventory holds ~1,500 packages.
-    rows: dict[tuple[str, str, str], int] = {}
-    current: list[Package] = []
-    for row_id, name, arch, version, installed_at in session.exec(
-        select(
-            HostPackage.id,
-            HostPackage.name,
-            HostPackage.arch,
-            HostPackage.version,
-            HostPackage.installed_at,
-        ).where(HostPackage.host_id == host.id)
-    ).all():
-        assert row_id is not None
-        rows[(name, arch, version)] = row_id
-        current.append(
-            Package.model_construct(
-                name=name, version=version, arch=arch or None, installed_at=installed_at
-            )
-        )
 
+    full: SoftwareSection | None = None
     if software.mode == "delta":
         if state is None or software.base_report_id != state.report_id:
             have = f"report {state.report_id}" if state else "no inventory yet"
@@ -502,30 +502,60 @@ def apply_software(
                 f"software delta is relative to report {software.base_report_id}, but the "
                 f"collector holds {have}; send the full inventory"
             )
-        try:
-            packages = apply_delta(current, software.added, software.removed)
-        except DeltaConflict as exc:
-            raise InventoryConflict(f"software delta does not apply: {exc}") from exc
+        keys = _stored_keys(session, state)
+        for package in software.removed:
+            key = package_key(package)
+            if key not in keys:
+                raise InventoryConflict(
+                    f"software delta does not apply: removed package {key} is not installed"
+                )
+            keys.remove(key)
+        for package in software.added:
+            key = package_key(package)
+            if key in keys:
+                raise InventoryConflict(
+                    f"software delta does not apply: added package {key} is already installed"
+                )
+            keys.add(key)
         added, removed = list(software.added), list(software.removed)
-        new_hash = inventory_hash(packages)
+        canonical = canonical_inventory(keys)
+        new_hash = hashlib.sha256(canonical).hexdigest()
         if software.inventory_hash != new_hash:
             raise InventoryConflict(
                 f"inventory hash mismatch after applying the delta (agent "
                 f"{software.inventory_hash}, collector {new_hash}); send the full inventory"
             )
+        package_count = len(keys)
+        removed_ids = _row_ids(session, host.id, [package_key(p) for p in removed])
     else:
+        # A full inventory reconciles with the package rows themselves.
+        rows: dict[PackageKey, int] = {
+            (name, arch, version): row_id
+            for row_id, name, arch, version in session.execute(
+                select(
+                    HostPackage.id, HostPackage.name, HostPackage.arch, HostPackage.version
+                ).where(HostPackage.host_id == host.id)
+            ).tuples()
+        }
         unique = {package_key(p): p for p in software.packages}
-        packages = [unique[k] for k in sorted(unique)]
-        new_hash = inventory_hash(packages)
+        canonical = canonical_inventory(unique)
+        new_hash = hashlib.sha256(canonical).hexdigest()
         if software.inventory_hash is not None and software.inventory_hash != new_hash:
             raise InvalidInventory(
                 f"inventory_hash {software.inventory_hash} does not match the packages "
                 f"of the report ({new_hash})"
             )
-        added, removed = diff_packages(current, packages)
+        added = [unique[k] for k in sorted(unique.keys() - rows.keys())]
+        removed_keys = sorted(rows.keys() - unique.keys())
+        removed = [
+            Package.model_construct(name=name, arch=arch or None, version=version)
+            for name, arch, version in removed_keys
+        ]
+        removed_ids = [rows[k] for k in removed_keys]
+        package_count = len(unique)
+        full = _full_section(software, [unique[k] for k in sorted(unique)], new_hash)
 
     baseline = state is None
-    removed_ids = [rows[package_key(package)] for package in removed]
     for start in range(0, len(removed_ids), 1000):
         session.execute(
             delete(HostPackage).where(col(HostPackage.id).in_(removed_ids[start : start + 1000]))
@@ -558,8 +588,9 @@ def apply_software(
     state.report_id = report_id
     state.collected_at = collected_at
     state.inventory_hash = new_hash
+    state.package_keys = zlib.compress(canonical, 1)
     state.manager = software.manager
-    state.package_count = len(packages)
+    state.package_count = package_count
     state.updated_at = utcnow()
     session.add(state)
 
@@ -580,17 +611,81 @@ def apply_software(
             for change, name, arch, old, new in classify_changes(added, removed)
         ]
     )
-    section = software.model_copy(
+
+    def load_full() -> SoftwareSection:
+        packages = [
+            Package.model_construct(
+                name=name, version=version, arch=arch or None, installed_at=installed_at
+            )
+            for name, arch, version, installed_at in session.execute(
+                select(
+                    HostPackage.name,
+                    HostPackage.arch,
+                    HostPackage.version,
+                    HostPackage.installed_at,
+                ).where(HostPackage.host_id == host.id)
+            ).tuples()
+        ]
+        packages.sort(key=package_key)  # Python's order, as the agent sorts (not the DB's)
+        return _full_section(software, packages, new_hash)
+
+    return AppliedSoftware(
+        received=software, changes=changes, baseline=baseline, full=full, load_full=load_full
+    )
+
+
+def _stored_keys(session: Session, state: HostInventory) -> set[PackageKey]:
+    """The inventory's keys: from the compressed canonical list, else from the rows."""
+    if state.package_keys is not None:
+        try:
+            return {
+                (name, arch, version)
+                for name, arch, version in json.loads(zlib.decompress(state.package_keys))
+            }
+        except (zlib.error, ValueError, TypeError):
+            log.warning("host %s: unreadable package_keys; reading the rows", state.host_id)
+    query = select(HostPackage.name, HostPackage.arch, HostPackage.version).where(
+        HostPackage.host_id == state.host_id
+    )
+    return {(name, arch, version) for name, arch, version in session.execute(query).tuples()}
+
+
+def _row_ids(session: Session, host_id: int, keys: list[PackageKey]) -> list[int]:
+    """Row ids of the packages ``keys`` (all must exist: else the inventory is out of step)."""
+    if not keys:
+        return []
+    found: dict[PackageKey, int] = {}
+    names = sorted({name for name, _, _ in keys})
+    for start in range(0, len(names), 1000):
+        for row_id, name, arch, version in session.execute(
+            select(HostPackage.id, HostPackage.name, HostPackage.arch, HostPackage.version).where(
+                HostPackage.host_id == host_id,
+                col(HostPackage.name).in_(names[start : start + 1000]),
+            )
+        ).tuples():
+            found[(name, arch, version)] = row_id
+    missing = [k for k in keys if k not in found]
+    if missing:
+        raise InventoryConflict(
+            f"the stored inventory is out of step ({missing[0]} is not stored); "
+            "send the full inventory"
+        )
+    return [found[k] for k in keys]
+
+
+def _full_section(
+    software: SoftwareSection, packages: list[Package], digest: str
+) -> SoftwareSection:
+    return software.model_copy(
         update={
             "mode": "full",
             "packages": packages,
             "added": [],
             "removed": [],
             "base_report_id": None,
-            "inventory_hash": new_hash,
+            "inventory_hash": digest,
         }
     )
-    return AppliedSoftware(section=section, changes=changes, baseline=baseline)
 
 
 def software_changes(

@@ -33,6 +33,7 @@ from collector.settings import Settings
 from policies import engine
 from policies.model import VERDICTS, HostEvaluation
 from policies.parameters import Parameters
+from policies.registry import sections_read
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
@@ -226,8 +227,10 @@ def store_report(
             params = effective_parameters(settings or Settings(), agency)
         except InvalidParameters as exc:
             raise IngestError(500, f"collector misconfigured: {exc}") from exc
-        # Checks see the reconstructed full inventory; the body is stored as received.
-        evaluation = evaluate_report(report, software.section, host, agency, params)
+        # Checks see the reconstructed full inventory (rebuilt only if a check reads
+        # the software section); the body is stored as received.
+        section = software.section if "software" in sections_read() else report.software
+        evaluation = evaluate_report(report, section, host, agency, params)
         # New critical failures, compared with the host's previous report (still its latest
         # here); one attribute check when notifications are not configured.
         notify.queue_from_ingest(session, host, report, evaluation, settings)

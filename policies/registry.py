@@ -154,3 +154,9 @@ def load_checks() -> dict[str, CheckSpec]:
 def load_fleet_rules() -> dict[str, CheckSpec]:
     """Agency-wide rules: ``policies/fleet_rules/<family>.py`` + ``<family>.yaml``."""
     return _load("policies.fleet_rules", _FLEET_PREDICATES, fleet=True)
+
+
+@cache
+def sections_read() -> frozenset[str]:
+    """The report sections some host check reads (ingest skips rebuilding the others)."""
+    return frozenset(spec.section for spec in load_checks().values() if spec.section)

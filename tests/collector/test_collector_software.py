@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 
+import collector.crud
+import collector.ingest
 import policies.engine
 from agent.report import DeliveryInfo, Package, Report, SoftwareSection, inventory_hash
 from collector.models import HostPackage, ReportLoss, SoftwareChange, StoredReport
+from tests.collector.conftest import ADMIN_HEADERS
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -43,17 +46,19 @@ def delta(
     return report_factory(
         collected_at=T0 + timedelta(hours=hours),
         software=SoftwareSection(
-            manager="dpkg", mode="delta", added=added, removed=removed,
-            base_report_id=base.report_id, inventory_hash=inventory_hash(result),
+            manager="dpkg",
+            mode="delta",
+            added=added,
+            removed=removed,
+            base_report_id=base.report_id,
+            inventory_hash=inventory_hash(result),
         ),
         **extra,
     )
 
 
 def inventory(api, agent, **params) -> dict:
-    r = api.client.get(
-        f"/api/v1/hosts/{agent.host_id}/software", params=params, headers=_admin()
-    )
+    r = api.client.get(f"/api/v1/hosts/{agent.host_id}/software", params=params, headers=_admin())
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -76,9 +81,7 @@ def keys(packages: list[dict]) -> list[tuple[str, str | None, str]]:
     return [(p["name"], p["arch"], p["version"]) for p in packages]
 
 
-def test_full_then_deltas_reconstruct_the_inventory_and_history(
-    api, agent, report_factory
-) -> None:
+def test_full_then_deltas_reconstruct_the_inventory_and_history(api, agent, report_factory) -> None:
     r1 = full(report_factory, BASE)
     step2 = [BASE[0], OPENSSL_NEW, BASE[2]]
     r2 = delta(report_factory, r1, step2, added=[OPENSSL_NEW], removed=[BASE[1]], hours=1)
@@ -146,11 +149,42 @@ def test_evaluation_sees_the_reconstructed_inventory(
         return real(report, *args, **kwargs)
 
     monkeypatch.setattr(policies.engine, "evaluate_host", spy)
+    # as if a check read the software section (none does today)
+    monkeypatch.setattr(collector.ingest, "sections_read", lambda: frozenset({"software"}))
     r1 = full(report_factory, BASE)
     r2 = delta(report_factory, r1, [*BASE, NMAP], added=[NMAP], removed=[], hours=1)
     assert api.post_report(agent, r1).status_code == 201
     assert api.post_report(agent, r2).status_code == 201
     assert seen == [["bash", "openssl", "tzdata"], ["bash", "nmap", "openssl", "tzdata"]]
+
+
+def test_inventory_is_not_rebuilt_when_no_check_reads_it(
+    api, agent, report_factory, monkeypatch
+) -> None:
+    """No host check reads ``software`` today: a delta is evaluated without loading
+    the host's whole inventory back (the costly part of a delta ingest)."""
+    from policies.registry import load_checks, sections_read
+
+    assert "software" not in sections_read()
+    assert all(spec.section != "software" for spec in load_checks().values())
+    loads: list[int] = []
+    real = collector.crud.AppliedSoftware.section
+
+    def counting(self):  # type: ignore[no-untyped-def]
+        loads.append(1)
+        return real.fget(self)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(collector.crud.AppliedSoftware, "section", property(counting))
+    r1 = full(report_factory, BASE)
+    r2 = delta(report_factory, r1, [*BASE, NMAP], added=[NMAP], removed=[], hours=1)
+    assert api.post_report(agent, r1).status_code == 201
+    assert api.post_report(agent, r2).status_code == 201
+    assert loads == []
+    # ...and the stored inventory is still exact
+    names = [p["name"] for p in api.client.get(
+        f"/api/v1/hosts/{agent.host_id}/software", headers=ADMIN_HEADERS
+    ).json()["packages"]]  # fmt: skip
+    assert names == ["bash", "nmap", "openssl", "tzdata"]
 
 
 def test_hash_mismatch_is_409_resync_required_and_stores_nothing(
@@ -170,7 +204,9 @@ def test_hash_mismatch_is_409_resync_required_and_stores_nothing(
     unknown_base = report_factory(
         collected_at=T0 + timedelta(hours=2),
         software=SoftwareSection(
-            mode="delta", added=[NMAP], base_report_id=uuid.uuid4(),
+            mode="delta",
+            added=[NMAP],
+            base_report_id=uuid.uuid4(),
             inventory_hash=inventory_hash([*BASE, NMAP]),
         ),
     )
@@ -186,9 +222,11 @@ def test_hash_mismatch_is_409_resync_required_and_stores_nothing(
 
     # the agent re-sends the same report in full: accepted, history from the diff
     resent = wrong.model_copy(
-        update={"software": SoftwareSection(
-            manager="dpkg", packages=[*BASE, NMAP], inventory_hash=inventory_hash([*BASE, NMAP])
-        )}
+        update={
+            "software": SoftwareSection(
+                manager="dpkg", packages=[*BASE, NMAP], inventory_hash=inventory_hash([*BASE, NMAP])
+            )
+        }
     )
     assert api.post_report(agent, resent).status_code == 201
     assert [(c["change"], c["name"]) for c in changes(api, agent)["changes"]] == [
@@ -204,9 +242,7 @@ def test_first_report_as_delta_requires_resync(api, agent, report_factory) -> No
     assert api.counts()["storedreport"] == 0
 
 
-def test_full_inventory_with_a_wrong_hash_is_refused_for_good(
-    api, agent, report_factory
-) -> None:
+def test_full_inventory_with_a_wrong_hash_is_refused_for_good(api, agent, report_factory) -> None:
     bad = report_factory(
         software=SoftwareSection(packages=BASE, inventory_hash="0" * 64),
     )
@@ -235,9 +271,7 @@ def test_full_inventory_that_differs_records_the_diff(api, agent, report_factory
     assert api.post_report(agent, r2).status_code == 201
     rows = {(c["change"], c["name"]) for c in changes(api, agent)["changes"]}
     assert rows == {("upgraded", "openssl"), ("installed", "nmap"), ("removed", "tzdata")}
-    assert inventory(api, agent)["inventory_hash"] == inventory_hash(
-        [BASE[0], OPENSSL_NEW, NMAP]
-    )
+    assert inventory(api, agent)["inventory_hash"] == inventory_hash([BASE[0], OPENSSL_NEW, NMAP])
 
 
 def test_unknown_software_section_leaves_the_inventory(api, agent, report_factory) -> None:
@@ -265,9 +299,13 @@ def test_host_without_inventory_says_so(api, agent) -> None:
 def test_evicted_reports_are_counted_on_the_host(api, agent, report_factory) -> None:
     first_lost, last_lost = uuid.uuid4(), uuid.uuid4()
     info = DeliveryInfo(
-        evicted_count=3, evicted_since=T0 - timedelta(hours=5),
-        evicted_until=T0 - timedelta(hours=3), evicted_first_report_id=first_lost,
-        evicted_last_report_id=last_lost, spool_depth=4, attempts=2,
+        evicted_count=3,
+        evicted_since=T0 - timedelta(hours=5),
+        evicted_until=T0 - timedelta(hours=3),
+        evicted_first_report_id=first_lost,
+        evicted_last_report_id=last_lost,
+        spool_depth=4,
+        attempts=2,
     )
     r1 = report_factory(collected_at=T0, delivery=info)
     assert api.post_report(agent, r1).status_code == 201
@@ -286,13 +324,15 @@ def test_evicted_reports_are_counted_on_the_host(api, agent, report_factory) -> 
     later = DeliveryInfo(evicted_count=2, evicted_first_report_id=uuid.uuid4())
     r3 = report_factory(collected_at=T0 + timedelta(hours=2), delivery=later)
     assert api.post_report(agent, r3).status_code == 201
-    listed = api.client.get(f"/api/v1/agencies/{_agency_id(api, agent)}/hosts",
-                            headers=_admin()).json()
+    listed = api.client.get(
+        f"/api/v1/agencies/{_agency_id(api, agent)}/hosts", headers=_admin()
+    ).json()
     assert [h["reports_lost"] for h in listed] == [6]
     with Session(api.engine) as session:
         rows = session.exec(select(ReportLoss).order_by(ReportLoss.id)).all()
         assert [(r.first_report_id, r.count) for r in rows] == [
-            (first_lost, 4), (later.evicted_first_report_id, 2)
+            (first_lost, 4),
+            (later.evicted_first_report_id, 2),
         ]
         assert rows[0].last_report_id == last_lost
         assert rows[0].evicted_since == T0 - timedelta(hours=5)
@@ -300,3 +340,70 @@ def test_evicted_reports_are_counted_on_the_host(api, agent, report_factory) -> 
 
 def _agency_id(api, agent) -> int:
     return api.client.get(f"/api/v1/hosts/{agent.host_id}", headers=_admin()).json()["agency_id"]
+
+
+def _inventory_row(api):
+    from collector.models import HostInventory
+
+    with Session(api.engine) as session:
+        return session.exec(select(HostInventory)).one()
+
+
+def _set_keys(api, value: bytes | None) -> None:
+    from sqlalchemy import update
+
+    from collector.models import HostInventory
+
+    with Session(api.engine) as session:
+        session.execute(update(HostInventory).values(package_keys=value))
+        session.commit()
+
+
+def test_stored_package_keys_are_the_hashed_canonical_list(api, agent, report_factory) -> None:
+    import hashlib
+    import zlib
+
+    r1 = full(report_factory, BASE)
+    r2 = delta(report_factory, r1, [*BASE, NMAP], added=[NMAP], removed=[], hours=1)
+    for report in (r1, r2):
+        assert api.post_report(agent, report).status_code == 201
+        row = _inventory_row(api)
+        canonical = zlib.decompress(row.package_keys)
+        assert hashlib.sha256(canonical).hexdigest() == row.inventory_hash
+        assert row.inventory_hash == report.software.inventory_hash
+
+
+def test_delta_without_stored_keys_reads_the_rows(api, agent, report_factory) -> None:
+    """Inventories stored before migration 0007 (or unreadable keys) still take deltas."""
+    r1 = full(report_factory, BASE)
+    assert api.post_report(agent, r1).status_code == 201
+    for broken in (None, b"not zlib"):
+        _set_keys(api, broken)
+        r2 = delta(report_factory, r1, [*BASE, NMAP], added=[NMAP], removed=[], hours=1)
+        assert api.post_report(agent, r2).status_code == 201
+        assert _inventory_row(api).package_keys is not None  # written again
+        r1 = delta(report_factory, r2, BASE, added=[], removed=[NMAP], hours=2)
+        assert api.post_report(agent, r1).status_code == 201
+
+
+def test_keys_out_of_step_with_rows_ask_for_the_full_inventory(api, agent, report_factory) -> None:
+    import zlib
+
+    from agent.report import canonical_inventory, package_key
+
+    r1 = full(report_factory, BASE)
+    assert api.post_report(agent, r1).status_code == 201
+    # the keys claim nmap is installed, the rows do not
+    _set_keys(api, zlib.compress(canonical_inventory(package_key(p) for p in [*BASE, NMAP])))
+    r2 = delta(report_factory, r1, BASE, added=[], removed=[NMAP], hours=1)
+    before = api.snapshot()
+    r = api.post_report(agent, r2)
+    assert r.status_code == 409 and r.json()["code"] == "resync_required"
+    assert "out of step" in r.json()["detail"]
+    assert api.snapshot() == before
+    # the full inventory repairs it
+    r3 = full(report_factory, BASE, hours=2)
+    assert api.post_report(agent, r3).status_code == 201
+    assert zlib.decompress(_inventory_row(api).package_keys) == canonical_inventory(
+        package_key(p) for p in BASE
+    )

@@ -371,3 +371,36 @@ def test_agency_host_pages_equal_the_full_computation(app: FastAPI, world: World
                 for p in range(1, total + 1)
             ]
             assert [r[0] for r in paged] == expected
+
+
+def test_windows_and_linux_machines_side_by_side(
+    app: FastAPI, world: World, api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 8: a Windows report needs no special case; the dashboard shows it like Linux."""
+    from agent.probes.windows import bitlocker, network
+    from agent.report import NetworkSection
+    from tests.agent.windows.winkit import json_file
+    from tests.policies.test_windows_verdicts import windows_report
+
+    # the pretend Windows host's own interfaces, not this machine's
+    monkeypatch.setattr(network, "probe", lambda ctx: NetworkSection())
+    monkeypatch.setattr(bitlocker, "listening_tcp", lambda ctx, notes: [])
+    agent = api.enroll(api.create_token(world.agency_a), "m-win", "PC-KETOAN-02")
+    report = windows_report({"firewall_profiles": json_file("firewall_profiles_public_off.json")})
+    report = report.model_copy(
+        update={
+            "host": report.host.model_copy(
+                update={"machine_id": "m-win", "hostname": "PC-KETOAN-02"}
+            )
+        }
+    )
+    assert api.post_report(agent, report).status_code == 201
+    c = login(app, "anna")
+    machine = text_of(c.get(f"/ui/hosts/{agent.host_id}").text)
+    assert "windows" in machine.lower()
+    assert "Tường lửa" in machine or "tường lửa" in machine
+    assert "Không đạt" in machine  # the Public profile is off
+    found = _found(c.get("/ui/search", params={"os": "windows"}).text)
+    assert "PC-KETOAN-02" in found and "pc-ketoan-01" not in found
+    agency = text_of(c.get(f"/ui/agencies/{world.agency_a}").text)
+    assert "PC-KETOAN-02" in agency and "pc-ketoan-01" in agency
