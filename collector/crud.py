@@ -528,16 +528,7 @@ def apply_software(
         package_count = len(keys)
         removed_ids = _row_ids(session, host.id, [package_key(p) for p in removed])
     else:
-        # A full inventory reconciles with the package rows themselves.
-        rows: dict[PackageKey, int] = {
-            (name, arch, version): row_id
-            for row_id, name, arch, version in session.execute(
-                select(
-                    HostPackage.id, HostPackage.name, HostPackage.arch, HostPackage.version
-                ).where(HostPackage.host_id == host.id)
-            ).tuples()
-        }
-        unique = {package_key(p): p for p in software.packages}
+        unique = {(p.name, p.arch or "", p.version): p for p in software.packages}
         canonical = canonical_inventory(unique)
         new_hash = hashlib.sha256(canonical).hexdigest()
         if software.inventory_hash is not None and software.inventory_hash != new_hash:
@@ -545,13 +536,22 @@ def apply_software(
                 f"inventory_hash {software.inventory_hash} does not match the packages "
                 f"of the report ({new_hash})"
             )
-        added = [unique[k] for k in sorted(unique.keys() - rows.keys())]
-        removed_keys = sorted(rows.keys() - unique.keys())
+        current = _stored_keys(session, state) if state is not None else set()
+        added = [unique[k] for k in sorted(unique.keys() - current)]
+        removed_keys = sorted(current - unique.keys())
+        try:
+            removed_ids = _row_ids(session, host.id, removed_keys)
+        except InventoryConflict:
+            # The stored keys and rows disagree: the full inventory repairs both.
+            log.warning("host %s: stored package keys out of step; reconciling", host.id)
+            rows = _rows_by_key(session, host.id)
+            added = [unique[k] for k in sorted(unique.keys() - rows.keys())]
+            removed_keys = sorted(rows.keys() - unique.keys())
+            removed_ids = [rows[k] for k in removed_keys]
         removed = [
             Package.model_construct(name=name, arch=arch or None, version=version)
             for name, arch, version in removed_keys
         ]
-        removed_ids = [rows[k] for k in removed_keys]
         package_count = len(unique)
         full = _full_section(software, [unique[k] for k in sorted(unique)], new_hash)
 
@@ -648,6 +648,13 @@ def _stored_keys(session: Session, state: HostInventory) -> set[PackageKey]:
         HostPackage.host_id == state.host_id
     )
     return {(name, arch, version) for name, arch, version in session.execute(query).tuples()}
+
+
+def _rows_by_key(session: Session, host_id: int) -> dict[PackageKey, int]:
+    query = select(HostPackage.id, HostPackage.name, HostPackage.arch, HostPackage.version).where(
+        HostPackage.host_id == host_id
+    )
+    return {(name, arch, version): row_id for row_id, name, arch, version in session.execute(query)}
 
 
 def _row_ids(session: Session, host_id: int, keys: list[PackageKey]) -> list[int]:

@@ -181,6 +181,24 @@ def evaluate_report(
     return engine.evaluate_host(evaluated, agency.level, role, params=params)
 
 
+def stored_body(report: Report) -> dict[str, Any]:
+    """The report as stored: as received, except a full inventory's package list.
+
+    The packages live once in the host's inventory (``HostPackage``, with the
+    baseline and every change in ``SoftwareChange``); readers rebuild the
+    software section from there (``fleet_data.rebuild_report``).  Keeping
+    ~1,500 packages again in every full report's body would double the
+    biggest write of ingest for nothing.  ``packages_stored`` keeps the count.
+    """
+    software = report.software
+    if software.status != "ok" or software.mode != "full":
+        return report.model_dump(mode="json")
+    body = report.model_dump(mode="json", exclude={"software": {"packages"}})
+    body["software"]["packages"] = []
+    body["software"]["packages_stored"] = len(software.packages)
+    return body
+
+
 def store_report(
     session: Session, agent: AgentContext, report: Report, *, settings: Settings | None = None
 ) -> IngestResult:
@@ -242,7 +260,7 @@ def store_report(
             collected_at=report.collected_at,
             schema_version=report.schema_version,
             agent_version=report.agent_version,
-            body=report.model_dump(mode="json"),
+            body=stored_body(report),
             role=evaluation.role,
             level=evaluation.level,
             findings=evaluation.findings,

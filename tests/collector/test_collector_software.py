@@ -407,3 +407,25 @@ def test_keys_out_of_step_with_rows_ask_for_the_full_inventory(api, agent, repor
     assert zlib.decompress(_inventory_row(api).package_keys) == canonical_inventory(
         package_key(p) for p in BASE
     )
+
+
+def test_full_body_keeps_the_count_and_the_inventory_keeps_the_packages(
+    api, agent, report_factory
+) -> None:
+    from collector import fleet_data
+
+    r1 = full(report_factory, BASE)
+    assert api.post_report(agent, r1).status_code == 201
+    with Session(api.engine) as session:
+        stored = session.get(StoredReport, r1.report_id)
+        assert stored is not None
+        software = stored.body["software"]
+        assert (software["mode"], software["packages"], software["packages_stored"]) == (
+            "full",
+            [],
+            3,
+        )
+        assert software["inventory_hash"] == r1.software.inventory_hash
+        rebuilt = fleet_data.rebuild_report(session, stored)
+        assert rebuilt is not None
+        assert [p.name for p in rebuilt.software.packages] == ["bash", "openssl", "tzdata"]
