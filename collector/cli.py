@@ -8,6 +8,7 @@ server (``POSTURE_DATABASE_URL`` / ``DATABASE_URL``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,6 +84,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         ssl = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
+    workers = getattr(args, "workers", 1) or 1
+    if workers > 1:
+        # Each worker process builds its own app from the environment (the settings
+        # object cannot cross processes): pass what the command line changed.
+        if settings.tls_dir is not None:
+            os.environ["POSTURE_TLS_DIR"] = str(settings.tls_dir)
+        uvicorn.run(
+            "collector.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=workers,
+            **ssl,  # type: ignore[arg-type]
+        )
+        return 0
     uvicorn.run(create_app(settings), host=args.host, port=args.port, **ssl)  # type: ignore[arg-type]
     return 0
 
@@ -416,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="serve HTTPS with the certificate of `tls init` (default: POSTURE_TLS_DIR)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="worker processes sharing the port (PostgreSQL; about one per CPU core)",
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
+
+try:  # POSIX; a collector on Windows runs without the SQLite migration lock
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine, event, inspect, text
@@ -76,7 +82,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     """
     from alembic import command
 
-    with engine.begin() as connection:
+    with _sqlite_migration_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         config = alembic_config(connection)
@@ -84,6 +90,25 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         if "alembic_version" not in tables and "agency" in tables:
             command.stamp(config, BASELINE_REVISION)
         command.upgrade(config, revision)
+
+
+@contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """Several processes starting at once on one SQLite file migrate one at a time.
+
+    (PostgreSQL uses an advisory lock inside the migration transaction.)  An
+    exclusive ``flock`` on ``<database>.migrate-lock`` beside the file.
+    """
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or fcntl is None:
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def init_db(engine: Engine) -> None:

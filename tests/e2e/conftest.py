@@ -24,8 +24,11 @@ def _free_port() -> int:
 
 
 class Collector:
-    def __init__(self, tmp: Path, host: str = "127.0.0.1", tls_dir: Path | None = None) -> None:
+    def __init__(
+        self, tmp: Path, host: str = "127.0.0.1", tls_dir: Path | None = None, workers: int = 1
+    ) -> None:
         self.host = host
+        self.workers = workers
         self.port = _free_port()
         # tls_dir: a `posture-collector tls init` directory; serve HTTPS with it.  It may be
         # changed between stop() and start() (e.g. to present another CA's certificate).
@@ -52,17 +55,31 @@ class Collector:
 
     def start(self) -> None:
         tls = ["--tls-dir", str(self.tls_dir)] if self.tls_dir else []
+        tls += ["--workers", str(self.workers)] if self.workers > 1 else []
         with open(self.log, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "collector.cli", "serve", "--host", self.host,
-                 "--port", str(self.port), *tls],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "collector.cli",
+                    "serve",
+                    "--host",
+                    self.host,
+                    "--port",
+                    str(self.port),
+                    *tls,
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1,
-                             verify=self.verify).status_code == 200:
+                if (
+                    httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify).status_code
+                    == 200
+                ):
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -76,8 +93,10 @@ class Collector:
 
     def admin(self) -> httpx.Client:
         return httpx.Client(
-            base_url=f"{self.url}/api/v1", headers={"Authorization": f"Bearer {ADMIN}"},
-            timeout=30, verify=self.verify,
+            base_url=f"{self.url}/api/v1",
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=30,
+            verify=self.verify,
         )
 
 
@@ -92,7 +111,9 @@ def collector(tmp_path):
 def agent(state: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "agent.cli", "--state-dir", str(state), *args],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -104,8 +125,7 @@ def agent_status(state: Path) -> dict:
 def enroll_agent(collector: Collector, state: Path, code: str = "STTTT-E2E") -> int:
     """Create an agency and a token, enroll the agent CLI; returns the host id."""
     api = collector.admin()
-    agency = api.post("/agencies", json={"code": code, "name": "Sở thử nghiệm",
-                                         "level": 3}).json()
+    agency = api.post("/agencies", json={"code": code, "name": "Sở thử nghiệm", "level": 3}).json()
     token = api.post(f"/agencies/{agency['id']}/enrollment-tokens", json={}).json()["token"]
     enrolled = agent(state, "enroll", "--collector", collector.url, "--token", token)
     assert enrolled.returncode == 0, enrolled.stderr
