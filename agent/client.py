@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -406,24 +407,45 @@ def _agent_headers(enrollment: Enrollment) -> dict[str, str]:
     return {"Authorization": f"Bearer {enrollment.credential}", "User-Agent": user_agent()}
 
 
+def _agent_request(
+    method: Literal["GET", "POST"],
+    path: str,
+    enrollment: Enrollment,
+    target: tuple[str, ssl.SSLContext | bool],
+    error: type[Exception],
+    **kwargs: Any,
+) -> httpx.Response:
+    """One agent-authenticated call; a transport failure raises ``error``, 401
+    raises ``CredentialRejected``, any other answer is returned."""
+    base_url, verify = target
+    headers = _agent_headers(enrollment) | kwargs.pop("headers", {})
+    try:
+        send = httpx.get if method == "GET" else httpx.post
+        response = send(
+            f"{base_url}{API}{path}",
+            headers=headers,
+            timeout=TIMEOUT,
+            verify=verify,
+            **kwargs,
+        )
+    except httpx.HTTPError as exc:
+        raise error(_describe(exc)) from exc
+    if response.status_code == 401:
+        raise CredentialRejected(_detail(response))
+    return response
+
+
 def confirm_credential(enrollment: Enrollment, config: AgentConfig) -> bool:
     """Use the credential once (GET /agent/credential); True when the collector accepted it.
 
     The first use of a rotated credential makes the collector revoke the old one.
     """
-    base_url, verify = connection(enrollment, config)
+    target = connection(enrollment, config)
     try:
-        response = httpx.get(
-            f"{base_url}{API}/agent/credential",
-            headers=_agent_headers(enrollment),
-            timeout=TIMEOUT,
-            verify=verify,
-        )
-    except httpx.HTTPError as exc:
-        log.warning("could not confirm the new credential: %s", _describe(exc))
+        response = _agent_request("GET", "/agent/credential", enrollment, target, TransportError)
+    except TransportError as exc:
+        log.warning("could not confirm the new credential: %s", exc)
         return False
-    if response.status_code == 401:
-        raise CredentialRejected(_detail(response))
     return response.status_code == 200
 
 
@@ -444,20 +466,12 @@ def rotate_credential(config: AgentConfig, used: Enrollment | None = None) -> Ro
         if used is not None and current.credential != used.credential:
             return Rotation(current, None, confirmed=False, rotated=False)
         try:
-            base_url, verify = connection(current, config)
+            target = connection(current, config)
         except TransportError as exc:
             raise RotationError(str(exc)) from exc
-        try:
-            response = httpx.post(
-                f"{base_url}{API}/agent/credential/rotate",
-                headers=_agent_headers(current),
-                timeout=TIMEOUT,
-                verify=verify,
-            )
-        except httpx.HTTPError as exc:
-            raise RotationError(_describe(exc)) from exc
-        if response.status_code == 401:
-            raise CredentialRejected(_detail(response))
+        response = _agent_request(
+            "POST", "/agent/credential/rotate", current, target, RotationError
+        )
         if response.status_code == 404:
             raise RotationError(
                 f"the collector does not support credential rotation ({_detail(response)})"
@@ -501,18 +515,8 @@ def _probe_connection(
 
 def fetch_probe_plan(enrollment: Enrollment, config: AgentConfig) -> ProbePlan | None:
     """This agent's probe plan; None when the collector has none for it (404/409/204)."""
-    base_url, verify = _probe_connection(enrollment, config)
-    try:
-        response = httpx.get(
-            f"{base_url}{API}/agent/probe-plan",
-            headers=_agent_headers(enrollment),
-            timeout=TIMEOUT,
-            verify=verify,
-        )
-    except httpx.HTTPError as exc:
-        raise ProbeExchangeError(_describe(exc)) from exc
-    if response.status_code == 401:
-        raise CredentialRejected(_detail(response))
+    target = _probe_connection(enrollment, config)
+    response = _agent_request("GET", "/agent/probe-plan", enrollment, target, ProbeExchangeError)
     if response.status_code in (404, 409):
         log.info("no probe plan for this agent: %s", _detail(response))
         return None
@@ -529,18 +533,14 @@ def fetch_probe_plan(enrollment: Enrollment, config: AgentConfig) -> ProbePlan |
 
 def post_probe_results(enrollment: Enrollment, config: AgentConfig, results: ProbeResults) -> None:
     """Deliver the results of a probe plan."""
-    base_url, verify = _probe_connection(enrollment, config)
-    try:
-        response = httpx.post(
-            f"{base_url}{API}/agent/probe-results",
-            content=results.model_dump_json(),
-            headers=_agent_headers(enrollment) | {"Content-Type": "application/json"},
-            timeout=TIMEOUT,
-            verify=verify,
-        )
-    except httpx.HTTPError as exc:
-        raise ProbeExchangeError(_describe(exc)) from exc
-    if response.status_code == 401:
-        raise CredentialRejected(_detail(response))
+    response = _agent_request(
+        "POST",
+        "/agent/probe-results",
+        enrollment,
+        _probe_connection(enrollment, config),
+        ProbeExchangeError,
+        content=results.model_dump_json(),
+        headers={"Content-Type": "application/json"},
+    )
     if response.status_code not in (200, 201, 202, 204):
         raise ProbeExchangeError(f"probe results refused: {_detail(response)}")

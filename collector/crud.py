@@ -422,12 +422,6 @@ class AppliedSoftware:
         return self.full
 
 
-def _package(row: HostPackage) -> Package:
-    return Package(
-        name=row.name, version=row.version, arch=row.arch or None, installed_at=row.installed_at
-    )
-
-
 def get_inventory(session: Session, host_id: int) -> HostInventory | None:
     return session.get(HostInventory, host_id)
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from collector.crud import CrudError, NotFound
+from collector.crud import CrudError
 from collector.models import Agency, Host, IncidentRecord, utcnow
 
 CATEGORIES: dict[str, dict[str, str]] = {
@@ -129,13 +129,6 @@ def update_incident(session: Session, row: IncidentRecord, **values: Any) -> lis
 
 def get_incident(session: Session, incident_id: int) -> IncidentRecord | None:
     return session.get(IncidentRecord, incident_id)
-
-
-def get_incident_or_raise(session: Session, incident_id: int) -> IncidentRecord:
-    row = get_incident(session, incident_id)
-    if row is None:
-        raise NotFound(f"incident {incident_id} not found")
-    return row
 
 
 def list_incidents(

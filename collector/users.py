@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
@@ -242,7 +242,3 @@ def authenticate_token(
         session.add(row)
         session.commit()
     return principal_for(user, source=source)
-
-
-def token_expired_or_revoked(row: UserToken, now: datetime) -> bool:
-    return row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now)
