@@ -205,7 +205,7 @@ def seed(url: str, agencies: int, hosts: int, packages: int, collected_at: datet
 
     from agent.report import Report, canonical_inventory
     from collector.db import create_db_engine, init_db
-    from collector.ingest import evaluate_report
+    from collector.ingest_store import evaluate_report
     from collector.models import Agency, Host
     from collector.parameters import effective_parameters
     from collector.settings import Settings

@@ -7,28 +7,19 @@ below and turned into HTTP answers by the routes (or messages by the CLI).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
-import zlib
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import delete, func, insert
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from agent.report import (
     DeliveryInfo,
-    Package,
-    PackageKey,
-    SoftwareSection,
-    canonical_inventory,
-    package_key,
 )
 from collector.models import (
     MAX_LEVEL,
@@ -71,14 +62,6 @@ class NotFound(CrudError):
 
 class EnrollmentRejected(CrudError):
     pass
-
-
-class InventoryConflict(CrudError):
-    """A software delta cannot be applied: the agent must send its full inventory."""
-
-
-class InvalidInventory(CrudError):
-    """A full inventory that contradicts its own hash (resending it cannot help)."""
 
 
 # --- agencies ---------------------------------------------------------------
@@ -302,82 +285,6 @@ def get_report(session: Session, report_id: uuid.UUID) -> StoredReport | None:
     return session.get(StoredReport, report_id)
 
 
-def add_report(
-    session: Session,
-    host: Host,
-    *,
-    report_id: uuid.UUID,
-    collected_at: datetime,
-    schema_version: str,
-    agent_version: str | None,
-    body: dict,
-    role: str,
-    level: int,
-    findings: Sequence[Finding],
-    hostname: str | None = None,
-    fqdn: str | None = None,
-    os_family: str | None = None,
-    now: datetime | None = None,
-) -> StoredReport:
-    """Add a report, its findings and the host's new state to the session.
-
-    Does not commit: the caller commits the whole ingest as one transaction.
-    The host's latest report only moves forward in collection time, so a
-    report delivered late from the agent's spool does not hide a newer one.
-    """
-    now = now or utcnow()
-    assert host.id is not None
-    stored = StoredReport(
-        report_id=report_id,
-        host_id=host.id,
-        received_at=now,
-        collected_at=collected_at,
-        schema_version=schema_version,
-        agent_version=agent_version,
-        evaluated_role=role,
-        evaluated_level=level,
-        body=body,
-    )
-    session.add(stored)
-    session.flush()  # the report row must exist before its findings (foreign key)
-    if findings:  # one multi-row INSERT, not one ORM object per finding
-        session.execute(
-            insert(StoredFinding),
-            [
-                {
-                    "host_id": host.id,
-                    "report_id": report_id,
-                    "check_id": finding.check_id,
-                    "status": finding.status,
-                    "severity": finding.severity,
-                    "payload": finding.model_dump(mode="json"),
-                }
-                for finding in findings
-            ],
-        )
-
-    # Only the collection time of the current latest report (not its body).
-    current_at = (
-        session.exec(
-            select(StoredReport.collected_at).where(StoredReport.report_id == host.latest_report_id)
-        ).first()
-        if host.latest_report_id
-        else None
-    )
-    if current_at is None or collected_at >= current_at:
-        host.latest_report_id = report_id
-        if hostname:
-            host.hostname = hostname
-        if fqdn is not None:
-            host.fqdn = fqdn
-        if os_family is not None:
-            host.os_family = os_family
-    host.last_seen_at = now
-    session.add(host)
-    session.flush()
-    return stored
-
-
 def latest_report(session: Session, host: Host) -> StoredReport | None:
     if host.latest_report_id is None:
         return None
@@ -400,28 +307,6 @@ def latest_findings(session: Session, host: Host, *, status: str | None = None) 
 # --- software inventory (deltas) --------------------------------------------
 
 
-@dataclass
-class AppliedSoftware:
-    """Result of applying a report's software section to the host's inventory.
-
-    ``section`` is the full inventory for evaluation; for a delta it is read
-    back from the database only when asked for (no check may need it, and an
-    inventory holds ~1,500 packages), inside the ingest transaction.
-    """
-
-    received: SoftwareSection
-    changes: list[SoftwareChange] = field(default_factory=list)  # not yet added
-    baseline: bool = False
-    full: SoftwareSection | None = None
-    load_full: Callable[[], SoftwareSection] | None = None
-
-    @property
-    def section(self) -> SoftwareSection:
-        if self.full is None:
-            self.full = self.load_full() if self.load_full is not None else self.received
-        return self.full
-
-
 def get_inventory(session: Session, host_id: int) -> HostInventory | None:
     return session.get(HostInventory, host_id)
 
@@ -433,260 +318,6 @@ def host_packages(session: Session, host_id: int, name: str | None = None) -> li
         query = query.where(func.lower(HostPackage.name).contains(name.lower(), autoescape=True))
     rows = session.exec(query).all()
     return sorted(rows, key=lambda r: (r.name, r.arch, r.version))
-
-
-def classify_changes(
-    added: Iterable[Package], removed: Iterable[Package]
-) -> list[tuple[str, str, str, str | None, str | None]]:
-    """``(change, name, arch, old_version, new_version)`` rows of a delta.
-
-    Per name+arch, removed and added versions are paired as ``upgraded``
-    (sorted, so a single version change is one row); what is left over is
-    ``installed`` or ``removed``.  "upgraded" means "version changed": a
-    downgrade is recorded the same way, with both versions.
-    """
-    adds: dict[tuple[str, str], list[str]] = defaultdict(list)
-    rems: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for p in added:
-        adds[(p.name, p.arch or "")].append(p.version)
-    for p in removed:
-        rems[(p.name, p.arch or "")].append(p.version)
-    rows: list[tuple[str, str, str, str | None, str | None]] = []
-    for name, arch in sorted(adds.keys() | rems.keys()):
-        new, old = sorted(adds[(name, arch)]), sorted(rems[(name, arch)])
-        rows += [("upgraded", name, arch, o, n) for o, n in zip(old, new, strict=False)]
-        rows += [("installed", name, arch, None, n) for n in new[len(old) :]]
-        rows += [("removed", name, arch, o, None) for o in old[len(new) :]]
-    return rows
-
-
-def apply_software(
-    session: Session,
-    host: Host,
-    *,
-    report_id: uuid.UUID,
-    collected_at: datetime,
-    software: SoftwareSection,
-) -> AppliedSoftware:
-    """Apply a report's software section to the host's stored inventory (no commit).
-
-    - ``status`` not ok: nothing changes; the section is evaluated as is.
-    - ``full``: the first one is the baseline (no history rows); later ones
-      are diffed against the stored inventory, and the differences recorded.
-    - ``delta``: only on top of the inventory of ``base_report_id``, strictly
-      (removed packages present, added ones absent), and the result must
-      match ``inventory_hash``; otherwise ``InventoryConflict`` (→ 409
-      resync_required) and the caller rolls everything back.
-
-    The stored inventory is read as ``(name, arch, version)`` keys only.  The
-    change rows are returned, to be added once the report row exists.
-    """
-    assert host.id is not None
-    if software.status != "ok":
-        return AppliedSoftware(received=software)
-    state = session.exec(
-        select(HostInventory).where(HostInventory.host_id == host.id).with_for_update()
-    ).first()
-
-    full: SoftwareSection | None = None
-    if software.mode == "delta":
-        if state is None or software.base_report_id != state.report_id:
-            have = f"report {state.report_id}" if state else "no inventory yet"
-            raise InventoryConflict(
-                f"software delta is relative to report {software.base_report_id}, but the "
-                f"collector holds {have}; send the full inventory"
-            )
-        keys = _stored_keys(session, state)
-        for package in software.removed:
-            key = package_key(package)
-            if key not in keys:
-                raise InventoryConflict(
-                    f"software delta does not apply: removed package {key} is not installed"
-                )
-            keys.remove(key)
-        for package in software.added:
-            key = package_key(package)
-            if key in keys:
-                raise InventoryConflict(
-                    f"software delta does not apply: added package {key} is already installed"
-                )
-            keys.add(key)
-        added, removed = list(software.added), list(software.removed)
-        canonical = canonical_inventory(keys)
-        new_hash = hashlib.sha256(canonical).hexdigest()
-        if software.inventory_hash != new_hash:
-            raise InventoryConflict(
-                f"inventory hash mismatch after applying the delta (agent "
-                f"{software.inventory_hash}, collector {new_hash}); send the full inventory"
-            )
-        package_count = len(keys)
-        removed_ids = _row_ids(session, host.id, [package_key(p) for p in removed])
-    else:
-        unique = {(p.name, p.arch or "", p.version): p for p in software.packages}
-        canonical = canonical_inventory(unique)
-        new_hash = hashlib.sha256(canonical).hexdigest()
-        if software.inventory_hash is not None and software.inventory_hash != new_hash:
-            raise InvalidInventory(
-                f"inventory_hash {software.inventory_hash} does not match the packages "
-                f"of the report ({new_hash})"
-            )
-        current = _stored_keys(session, state) if state is not None else set()
-        added = [unique[k] for k in sorted(unique.keys() - current)]
-        removed_keys = sorted(current - unique.keys())
-        try:
-            removed_ids = _row_ids(session, host.id, removed_keys)
-        except InventoryConflict:
-            # The stored keys and rows disagree: the full inventory repairs both.
-            log.warning("host %s: stored package keys out of step; reconciling", host.id)
-            rows = _rows_by_key(session, host.id)
-            added = [unique[k] for k in sorted(unique.keys() - rows.keys())]
-            removed_keys = sorted(rows.keys() - unique.keys())
-            removed_ids = [rows[k] for k in removed_keys]
-        removed = [
-            Package.model_construct(name=name, arch=arch or None, version=version)
-            for name, arch, version in removed_keys
-        ]
-        package_count = len(unique)
-        full = _full_section(software, [unique[k] for k in sorted(unique)], new_hash)
-
-    baseline = state is None
-    for start in range(0, len(removed_ids), 1000):
-        session.execute(
-            delete(HostPackage).where(col(HostPackage.id).in_(removed_ids[start : start + 1000]))
-        )
-    if added:
-        session.execute(
-            insert(HostPackage),
-            [
-                {
-                    "host_id": host.id,
-                    "name": package.name,
-                    "arch": package.arch or "",
-                    "version": package.version,
-                    "installed_at": package.installed_at,
-                    "seen_since": collected_at,
-                    "report_id": report_id,
-                }
-                for package in added
-            ],
-        )
-    if state is None:
-        state = HostInventory(
-            host_id=host.id,
-            report_id=report_id,
-            collected_at=collected_at,
-            inventory_hash=new_hash,
-            baseline_report_id=report_id,
-            baseline_collected_at=collected_at,
-        )
-    state.report_id = report_id
-    state.collected_at = collected_at
-    state.inventory_hash = new_hash
-    state.package_keys = zlib.compress(canonical, 1)
-    state.manager = software.manager
-    state.package_count = package_count
-    state.updated_at = utcnow()
-    session.add(state)
-
-    changes = (
-        []
-        if baseline
-        else [
-            SoftwareChange(
-                host_id=host.id,
-                report_id=report_id,
-                collected_at=collected_at,
-                change=change,
-                name=name,
-                arch=arch,
-                old_version=old,
-                new_version=new,
-            )
-            for change, name, arch, old, new in classify_changes(added, removed)
-        ]
-    )
-
-    def load_full() -> SoftwareSection:
-        packages = [
-            Package.model_construct(
-                name=name, version=version, arch=arch or None, installed_at=installed_at
-            )
-            for name, arch, version, installed_at in session.execute(
-                select(
-                    HostPackage.name,
-                    HostPackage.arch,
-                    HostPackage.version,
-                    HostPackage.installed_at,
-                ).where(HostPackage.host_id == host.id)
-            ).tuples()
-        ]
-        packages.sort(key=package_key)  # Python's order, as the agent sorts (not the DB's)
-        return _full_section(software, packages, new_hash)
-
-    return AppliedSoftware(
-        received=software, changes=changes, baseline=baseline, full=full, load_full=load_full
-    )
-
-
-def _stored_keys(session: Session, state: HostInventory) -> set[PackageKey]:
-    """The inventory's keys: from the compressed canonical list, else from the rows."""
-    if state.package_keys is not None:
-        try:
-            return {
-                (name, arch, version)
-                for name, arch, version in json.loads(zlib.decompress(state.package_keys))
-            }
-        except (zlib.error, ValueError, TypeError):
-            log.warning("host %s: unreadable package_keys; reading the rows", state.host_id)
-    query = select(HostPackage.name, HostPackage.arch, HostPackage.version).where(
-        HostPackage.host_id == state.host_id
-    )
-    return {(name, arch, version) for name, arch, version in session.execute(query).tuples()}
-
-
-def _rows_by_key(session: Session, host_id: int) -> dict[PackageKey, int]:
-    query = select(HostPackage.id, HostPackage.name, HostPackage.arch, HostPackage.version).where(
-        HostPackage.host_id == host_id
-    )
-    return {(name, arch, version): row_id for row_id, name, arch, version in session.execute(query)}
-
-
-def _row_ids(session: Session, host_id: int, keys: list[PackageKey]) -> list[int]:
-    """Row ids of the packages ``keys`` (all must exist: else the inventory is out of step)."""
-    if not keys:
-        return []
-    found: dict[PackageKey, int] = {}
-    names = sorted({name for name, _, _ in keys})
-    for start in range(0, len(names), 1000):
-        for row_id, name, arch, version in session.execute(
-            select(HostPackage.id, HostPackage.name, HostPackage.arch, HostPackage.version).where(
-                HostPackage.host_id == host_id,
-                col(HostPackage.name).in_(names[start : start + 1000]),
-            )
-        ).tuples():
-            found[(name, arch, version)] = row_id
-    missing = [k for k in keys if k not in found]
-    if missing:
-        raise InventoryConflict(
-            f"the stored inventory is out of step ({missing[0]} is not stored); "
-            "send the full inventory"
-        )
-    return [found[k] for k in keys]
-
-
-def _full_section(
-    software: SoftwareSection, packages: list[Package], digest: str
-) -> SoftwareSection:
-    return software.model_copy(
-        update={
-            "mode": "full",
-            "packages": packages,
-            "added": [],
-            "removed": [],
-            "base_report_id": None,
-            "inventory_hash": digest,
-        }
-    )
 
 
 def software_changes(

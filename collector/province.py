@@ -196,12 +196,12 @@ class SummaryState(NamedTuple):
     refreshing_until: datetime | None
 
 
-def count_ingest(session: Session, agency_id: int) -> SummaryState | None:
-    """Count one stored report (inside the ingest transaction); None when no row yet."""
+def count_ingest(session: Session, agency_id: int, count: int = 1) -> SummaryState | None:
+    """Count ``count`` stored reports (inside the ingest transaction); None when no row yet."""
     row = session.execute(
         update(_TABLE)
         .where(_TABLE.c.agency_id == agency_id)
-        .values(ingests=_TABLE.c.ingests + 1)
+        .values(ingests=_TABLE.c.ingests + count)
         .returning(
             _TABLE.c.computed_at,
             _TABLE.c.valid_until,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, delete, select
 
 from collector import crud, fleet_data, history
-from collector.ingest import evaluate_report
+from collector.ingest_store import evaluate_report
 from collector.models import Agency, StoredFinding
 from collector.settings import Settings
 

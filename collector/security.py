@@ -58,6 +58,9 @@ def current_principal(
     source = client_address(request)
     if token.startswith(AGENT_CREDENTIAL_PREFIX):
         agent = authenticate_agent(session, token)
+        # End the read transaction now: its pooled connection is not held while the
+        # request waits for its report's batch (collector/ingest_queue.py).
+        session.commit()
         return Principal(
             role=Role.AGENT,
             actor=f"agent:{agent.host_id}",

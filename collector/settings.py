@@ -36,6 +36,16 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest accepted request body, before and after decompression.",
     )
+    ingest_batch_max: int = Field(
+        default=64,
+        ge=1,
+        le=1000,
+        description=(
+            "POSTURE_INGEST_BATCH_MAX: most reports one collector process stores in one "
+            "transaction. Reports that arrive while a batch is being stored wait for the next "
+            "one; 1 stores every report on its own."
+        ),
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         description="Bearer token of the admin/read API; the admin API is disabled when unset.",

@@ -83,8 +83,14 @@ def evaluate_host(
     params: Parameters | None = None,
     now: datetime | None = None,
     framework: str = DEFAULT_FRAMEWORK,
+    *,
+    requirements: bool = True,
 ) -> HostEvaluation:
-    """Evaluate every check the framework uses on one host's report."""
+    """Evaluate every check the framework uses on one host's report.
+
+    ``requirements=False`` leaves the per-requirement verdicts out (empty): ingest
+    stores only the findings, and verdicts are judged when they are read, with the
+    waivers and attestations in force then."""
     fw = load_framework(framework)
     checks = load_checks()
     ctx = EvalContext(
@@ -103,7 +109,11 @@ def evaluate_host(
         role=ctx.role,
         level=level,
         findings=findings,
-        requirements=requirement_verdicts(findings, level, ctx.role, framework, now=ctx.now),
+        requirements=(
+            requirement_verdicts(findings, level, ctx.role, framework, now=ctx.now)
+            if requirements
+            else []
+        ),
     )
 
 

@@ -7,8 +7,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from collector.credentials import rotation_due
-from collector.db import SessionDep, SettingsDep
-from collector.ingest import IngestError, ingest
+from collector.db import SettingsDep
+from collector.ingest import IngestError, read_report
+from collector.ingest_queue import IngestQueue
 from collector.schemas import ErrorDetail, ReportAccepted, ReportDuplicate
 from collector.security import AgentDep
 
@@ -42,20 +43,19 @@ _REQUEST_BODY = {
     },
 )
 async def submit_report(
-    request: Request, agent: AgentDep, session: SessionDep, settings: SettingsDep
+    request: Request, agent: AgentDep, settings: SettingsDep
 ) -> ReportAccepted | JSONResponse:
-    """Ingest one report: validate, evaluate against the rules and store, idempotently."""
+    """Ingest one report: validate, evaluate against the rules and store, idempotently.
+
+    Reports arriving together are stored in one transaction (collector/ingest_queue.py);
+    the answer comes once this report is committed."""
     raw = await request.body()
+    queue: IngestQueue = request.app.state.ingest_queue
     try:
-        result = await run_in_threadpool(
-            ingest,
-            session,
-            agent,
-            raw,
-            content_encoding=request.headers.get("content-encoding"),
-            max_bytes=settings.max_body_bytes,
-            settings=settings,
+        report = await run_in_threadpool(
+            read_report, raw, request.headers.get("content-encoding"), settings.max_body_bytes
         )
+        result = await queue.submit(agent, report)
     except IngestError as exc:
         if exc.code is not None:
             return JSONResponse({"detail": exc.detail, "code": exc.code}, exc.status_code)

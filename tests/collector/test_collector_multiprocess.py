@@ -64,7 +64,9 @@ def servers(pg_url: str, tmp_path: Path) -> Iterator[list[str]]:
         procs.append(
             subprocess.Popen(
                 [*_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         )
         urls.append(f"http://127.0.0.1:{port}")
@@ -119,11 +121,17 @@ def test_two_collectors_one_database(servers: list[str], pg_url: str) -> None:
     ).json()["token"]
     enrolled = httpx.post(
         f"{a}/api/v1/enroll",
-        json={"token": token, "hostname": "pc-01", "machine_id": "machine-0001",
-              "role": "workstation"},
+        json={
+            "token": token,
+            "hostname": "pc-01",
+            "machine_id": "machine-0001",
+            "role": "workstation",
+        },
     ).json()
-    headers = {"Authorization": f"Bearer {enrolled['credential']}",
-               "Content-Type": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {enrolled['credential']}",
+        "Content-Type": "application/json",
+    }
 
     base = datetime.now(UTC) - timedelta(hours=1)
     reports = [_report(base + timedelta(minutes=i), extra=i) for i in range(12)]
@@ -138,7 +146,9 @@ def test_two_collectors_one_database(servers: list[str], pg_url: str) -> None:
     def post(job: tuple[str, Report]) -> tuple[uuid.UUID, int, str]:
         url, report = job
         r = httpx.post(
-            f"{url}/api/v1/reports", content=report.model_dump_json(), headers=headers,
+            f"{url}/api/v1/reports",
+            content=report.model_dump_json(),
+            headers=headers,
             timeout=60,
         )
         return report.report_id, r.status_code, r.text
@@ -170,5 +180,67 @@ def test_two_collectors_one_database(servers: list[str], pg_url: str) -> None:
             want = sorted((p.name, p.arch or "", p.version) for p in applied.software.packages)
             assert have == want
             assert state.package_count == len(want)
+    finally:
+        engine.dispose()
+
+
+def test_two_collectors_many_hosts_at_once(servers: list[str], pg_url: str) -> None:
+    """Thirty hosts, three reports each, posted 32 at a time to both processes:
+    each process stores what arrives together as one batch (collector/ingest_queue.py),
+    with hosts of the same agency in both processes' batches at once.  Every report is
+    stored once, none is refused, and each host ends on its newest report."""
+    a, b = servers
+    agency = httpx.post(
+        f"{a}/api/v1/agencies",
+        json={"code": "so-many", "name": "Sở nhiều máy", "level": 3},
+        headers=ADMIN_HEADERS,
+    ).json()
+    token = httpx.post(
+        f"{a}/api/v1/agencies/{agency['id']}/enrollment-tokens", json={}, headers=ADMIN_HEADERS
+    ).json()["token"]
+    base = datetime.now(UTC) - timedelta(hours=1)
+    hosts: list[tuple[int, str, list[Report]]] = []
+    for i in range(30):
+        machine = f"machine-{i:04d}"
+        enrolled = httpx.post(
+            f"{(a, b)[i % 2]}/api/v1/enroll",
+            json={"token": token, "hostname": f"pc-{i:02d}", "machine_id": machine},
+        ).json()
+        reports = [
+            make_report(
+                hostname=f"pc-{i:02d}", machine_id=machine, collected_at=base + timedelta(minutes=m)
+            )
+            for m in range(3)
+        ]
+        hosts.append((enrolled["host_id"], enrolled["credential"], reports))
+    jobs = [
+        ((a, b)[(n + i) % 2], credential, report)
+        for n in range(3)
+        for i, (_, credential, reports) in enumerate(hosts)
+        for report in [reports[(n + i) % 3]]  # each host's reports out of collection order
+    ]
+
+    def post(job: tuple[str, str, Report]) -> tuple[int, str]:
+        url, credential, report = job
+        r = httpx.post(
+            f"{url}/api/v1/reports",
+            content=report.model_dump_json(),
+            headers={"Authorization": f"Bearer {credential}", "Content-Type": "application/json"},
+            timeout=60,
+        )
+        return r.status_code, r.text
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(post, jobs))
+
+    assert [code for code, _ in results] == [201] * len(jobs), [t for c, t in results if c != 201]
+    engine = create_db_engine(Settings(database_url=pg_url))
+    try:
+        with Session(engine) as session:
+            stored = Counter(session.exec(select(StoredReport.report_id)).all())
+            assert stored == Counter({r.report_id: 1 for _, _, rs in hosts for r in rs})
+            for host_id, _, reports in hosts:
+                host = session.get(Host, host_id)
+                assert host is not None and host.latest_report_id == reports[-1].report_id
     finally:
         engine.dispose()

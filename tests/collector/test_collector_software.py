@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 
-import collector.crud
-import collector.ingest
+import collector.ingest_store
+import collector.inventory
 import policies.engine
 from agent.report import DeliveryInfo, Package, Report, SoftwareSection, inventory_hash
 from collector.models import HostPackage, ReportLoss, SoftwareChange, StoredReport
@@ -150,7 +150,7 @@ def test_evaluation_sees_the_reconstructed_inventory(
 
     monkeypatch.setattr(policies.engine, "evaluate_host", spy)
     # as if a check read the software section (none does today)
-    monkeypatch.setattr(collector.ingest, "sections_read", lambda: frozenset({"software"}))
+    monkeypatch.setattr(collector.ingest_store, "sections_read", lambda: frozenset({"software"}))
     r1 = full(report_factory, BASE)
     r2 = delta(report_factory, r1, [*BASE, NMAP], added=[NMAP], removed=[], hours=1)
     assert api.post_report(agent, r1).status_code == 201
@@ -168,13 +168,13 @@ def test_inventory_is_not_rebuilt_when_no_check_reads_it(
     assert "software" not in sections_read()
     assert all(spec.section != "software" for spec in load_checks().values())
     loads: list[int] = []
-    real = collector.crud.AppliedSoftware.section
+    real = collector.inventory.section_loader
 
-    def counting(self):  # type: ignore[no-untyped-def]
+    def counting(session, plan):  # type: ignore[no-untyped-def]
         loads.append(1)
-        return real.fget(self)  # type: ignore[attr-defined]
+        return real(session, plan)
 
-    monkeypatch.setattr(collector.crud.AppliedSoftware, "section", property(counting))
+    monkeypatch.setattr(collector.inventory, "section_loader", counting)
     r1 = full(report_factory, BASE)
     r2 = delta(report_factory, r1, [*BASE, NMAP], added=[NMAP], removed=[], hours=1)
     assert api.post_report(agent, r1).status_code == 201
