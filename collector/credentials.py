@@ -28,6 +28,7 @@ from collector.models import AgentCredential, Host, utcnow
 from collector.settings import Settings
 from collector.tokens import (
     format_agent_credential,
+    hash_secret,
     new_agent_secret,
     parse_agent_credential,
     secrets_match,
@@ -70,18 +71,10 @@ def authenticate_agent(
     credential = session.get(AgentCredential, credential_id)
     if credential is None or not secrets_match(secret, credential.secret_hash):
         raise unauthorized("unknown agent credential")
-    if credential.revoked_at is not None:
-        raise unauthorized(
-            f"agent credential has been revoked (at {credential.revoked_at.isoformat()}); "
-            "re-enroll the agent with a new enrollment token"
-        )
     now = now or utcnow()
-    if credential.grace_until is not None and credential.grace_until <= now:
-        raise unauthorized(
-            "agent credential was replaced by a rotation and its grace period ended at "
-            f"{credential.grace_until.isoformat()}; use the new credential, or re-enroll "
-            "the agent with a new enrollment token"
-        )
+    refused = credential_refused(credential.revoked_at, credential.grace_until, now)
+    if refused is not None:
+        raise unauthorized(refused)
     host = session.get(Host, credential.host_id)
     if host is None:  # pragma: no cover - foreign keys prevent this
         raise unauthorized("unknown agent credential")
@@ -95,6 +88,55 @@ def authenticate_agent(
         credential_created_at=credential.created_at,
         superseded_until=credential.grace_until,
     )
+
+
+def credential_refused(
+    revoked_at: datetime | None, grace_until: datetime | None, now: datetime
+) -> str | None:
+    """Why a known credential may no longer be used (revoked, or its grace period over)."""
+    if revoked_at is not None:
+        return (
+            f"agent credential has been revoked (at {revoked_at.isoformat()}); "
+            "re-enroll the agent with a new enrollment token"
+        )
+    if grace_until is not None and grace_until <= now:
+        return (
+            "agent credential was replaced by a rotation and its grace period ended at "
+            f"{grace_until.isoformat()}; use the new credential, or re-enroll "
+            "the agent with a new enrollment token"
+        )
+    return None
+
+
+class VerifiedCredentials:
+    """The agent credentials one collector process has already authenticated.
+
+    Only what never changes is remembered: that this secret is credential N of
+    host H in agency A (kept by the SHA-256 of the token, never the token).
+    Whether N is revoked or past its grace period is read again in the
+    transaction that stores each report (``ingest_store``), so revoking a
+    credential or a host takes effect at once.  This spares the report API
+    one connection and two queries per request.
+    """
+
+    def __init__(self, max_entries: int = 100_000, ttl: timedelta = timedelta(minutes=10)) -> None:
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self._entries: dict[str, tuple[datetime, AgentContext]] = {}
+
+    def get(self, token: str, *, now: datetime | None = None) -> AgentContext | None:
+        entry = self._entries.get(hash_secret(token))
+        if entry is None:
+            return None
+        verified_at, agent = entry
+        if (now or utcnow()) - verified_at > self.ttl:
+            return None
+        return agent
+
+    def put(self, token: str, agent: AgentContext, *, now: datetime | None = None) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # bounded memory; every agent authenticates again once
+        self._entries[hash_secret(token)] = (now or utcnow(), agent)
 
 
 def _record_first_use(session: Session, credential: AgentCredential, now: datetime) -> None:

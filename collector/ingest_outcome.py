@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from collector.credentials import AgentContext
+
 RESYNC_REQUIRED = "resync_required"
 
 
@@ -29,6 +31,8 @@ class IngestResult:
     report_id: uuid.UUID
     host_id: int
     summary: dict[str, int] = field(default_factory=dict)
+    # The agent's credential as read when the report was stored (for the rotation hint).
+    agent: AgentContext | None = None
 
 
 Outcome = IngestResult | IngestError

@@ -52,7 +52,7 @@ class IngestQueue:
         loop = asyncio.get_running_loop()
         lane = self._lanes.setdefault(loop, _Lane())
         future: asyncio.Future[Outcome] = loop.create_future()
-        lane.pending.append((Submission(agent, report), future))
+        lane.pending.append((Submission(agent, report, verify_credential=True), future))
         if lane.drainer is None or lane.drainer.done():
             lane.drainer = loop.create_task(self._drain(lane))
         outcome = await future

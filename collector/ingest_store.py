@@ -25,18 +25,24 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from agent.report import Report, SoftwareSection
-from collector import crud, inventory, notify, province
-from collector.credentials import AgentContext
+from collector import bulk, crud, inventory, notify, province
+from collector.credentials import AgentContext, credential_refused
 from collector.ingest_outcome import RESYNC_REQUIRED, IngestError, IngestResult, Outcome
-from collector.models import Agency, Host, StoredFinding, StoredReport, utcnow
+from collector.models import (
+    Agency,
+    AgentCredential,
+    Host,
+    StoredFinding,
+    StoredReport,
+    utcnow,
+)
 from collector.parameters import InvalidParameters, effective_parameters
 from collector.settings import Settings
 from policies import engine
@@ -53,6 +59,8 @@ class Submission:
 
     agent: AgentContext
     report: Report
+    # Authenticated from VerifiedCredentials: read the credential's state again here.
+    verify_credential: bool = False
 
 
 @dataclass
@@ -220,6 +228,8 @@ def _prepare(
     states = inventory.load_states(
         session, [item.agent.host_id for item in items if item.report.software.status == "ok"]
     )
+    credentials = _credential_states(session, items)
+    now = utcnow()
     params: dict[int, Parameters | IngestError] = {}
     outcomes: list[Outcome] = []
     accepted: list[_Accepted] = []
@@ -228,12 +238,27 @@ def _prepare(
         if host is None or agency is None or host.id is None or agency.id is None:
             outcomes.append(IngestError(401, "unknown agent credential"))
             continue
+        agent = item.agent
+        if item.verify_credential:
+            state = credentials.get(agent.credential_id)
+            refused = (
+                "unknown agent credential"
+                if state is None
+                else credential_refused(state.revoked_at, state.grace_until, now)
+            )
+            if refused is not None:
+                outcomes.append(IngestError(401, refused))
+                continue
+            agent = replace(
+                agent, credential_created_at=state.created_at, superseded_until=state.grace_until
+            )
         report = item.report
         if report.report_id in stored:
             # Nothing is applied twice; only an eviction record that grew since the
             # first delivery (the agent's acknowledgement got lost) is updated.
             outcome = _duplicate(report.report_id, stored[report.report_id], host.id)
             if isinstance(outcome, IngestResult):
+                outcome.agent = agent
                 crud.record_report_loss(session, host.id, report.report_id, report.delivery)
             outcomes.append(outcome)
             continue
@@ -282,9 +307,25 @@ def _prepare(
                 report_id=report.report_id,
                 host_id=host.id,
                 summary=_summary(evaluation),
+                agent=agent,
             )
         )
     return outcomes, accepted
+
+
+def _credential_states(session: Session, items: list[Submission]) -> dict[int, Any]:
+    """Rows (``revoked_at``, ``grace_until``, ``created_at``) of the credentials to
+    verify again, by id."""
+    ids = sorted({item.agent.credential_id for item in items if item.verify_credential})
+    if not ids:
+        return {}
+    query = select(
+        AgentCredential.id,
+        AgentCredential.revoked_at,
+        AgentCredential.grace_until,
+        AgentCredential.created_at,
+    ).where(col(AgentCredential.id).in_(ids))
+    return {row.id: row for row in session.execute(query)}
 
 
 def _summary(evaluation: HostEvaluation) -> dict[str, int]:
@@ -340,8 +381,9 @@ def _write(
         if latest_ids
         else {}
     )
-    session.execute(
-        insert(StoredReport),
+    bulk.insert_rows(
+        session,
+        StoredReport,
         [
             {
                 "report_id": a.submission.report.report_id,
@@ -370,8 +412,7 @@ def _write(
         for a in accepted
         for finding in a.evaluation.findings
     ]
-    if findings:
-        session.execute(insert(StoredFinding), findings)
+    bulk.insert_rows(session, StoredFinding, findings)
     per_agency: Counter[int] = Counter()
     for a in accepted:
         report, host = a.submission.report, a.host

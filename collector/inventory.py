@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import itertools
 import logging
 import uuid
 import zlib
@@ -32,10 +31,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
-from sqlalchemy import delete, insert, tuple_
+from sqlalchemy import delete, tuple_
 from sqlmodel import Session, col, select
 
 from agent.report import Package, PackageKey, SoftwareSection, package_key
+from collector import bulk
 from collector.models import HostInventory, HostPackage, SoftwareChange, utcnow
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class OutOfStep(Exception):
         super().__init__(f"stored package keys out of step for hosts {self.host_ids}")
 
 
-def canonical(keys: Sequence[PackageKey]) -> bytes:
+def canonical(keys: Sequence[Sequence[str]]) -> bytes:
     """The canonical bytes of sorted, de-duplicated keys.
 
     Byte for byte ``agent.report.canonical_inventory`` (compact JSON, UTF-8,
@@ -102,23 +102,28 @@ def load_states(session: Session, host_ids: Iterable[int]) -> dict[int, HostInve
     return {state.host_id: state for state in session.exec(query.with_for_update()).all()}
 
 
-def stored_keys(session: Session, state: HostInventory) -> list[PackageKey]:
-    """The inventory's keys, sorted: from the compressed canonical list, else from the rows."""
+def stored_keys(session: Session, state: HostInventory) -> list[list[str]]:
+    """The inventory's sorted keys as ``[name, arch, version]`` lists (they compare
+    like the key tuples): from the compressed canonical list, else from the rows.
+
+    The list is taken as written (sorted, distinct): a damaged one makes the
+    result's hash differ, and the agent resends its full inventory."""
     if state.package_keys is not None:
         try:
-            keys = [
-                (name, arch, version)
-                for name, arch, version in orjson.loads(zlib.decompress(state.package_keys))
-            ]
-            if all(a < b for a, b in itertools.pairwise(keys)):
+            keys = orjson.loads(zlib.decompress(state.package_keys))
+            if isinstance(keys, list):
                 return keys
-        except (zlib.error, ValueError, TypeError):
+        except (zlib.error, orjson.JSONDecodeError):
             pass
         log.warning("host %s: unreadable package_keys; reading the rows", state.host_id)
+    return row_keys(session, state.host_id)
+
+
+def row_keys(session: Session, host_id: int) -> list[list[str]]:
     query = select(HostPackage.name, HostPackage.arch, HostPackage.version).where(
-        HostPackage.host_id == state.host_id
+        HostPackage.host_id == host_id
     )
-    return sorted({(name, arch, version) for name, arch, version in session.execute(query)})
+    return sorted([name, arch, version] for name, arch, version in set(session.execute(query)))
 
 
 def plan(
@@ -152,7 +157,7 @@ def plan(
             f"inventory_hash {software.inventory_hash} does not match the packages "
             f"of the report ({digest})"
         )
-    current = set(stored_keys(session, state)) if state is not None else set()
+    current = _key_set(session, state)
     return Plan(
         host_id=host_id,
         report_id=report_id,
@@ -169,6 +174,16 @@ def plan(
     )
 
 
+def _key_set(session: Session, state: HostInventory | None) -> set[PackageKey]:
+    if state is None:
+        return set()
+    try:
+        return {(name, arch, version) for name, arch, version in stored_keys(session, state)}
+    except (TypeError, ValueError):  # stored keys of the wrong shape: the rows are the truth
+        log.warning("host %s: malformed package_keys; reading the rows", state.host_id)
+        return {(name, arch, version) for name, arch, version in row_keys(session, state.host_id)}
+
+
 def _plan_delta(
     session: Session,
     state: HostInventory | None,
@@ -183,25 +198,11 @@ def _plan_delta(
             f"software delta is relative to report {software.base_report_id}, but the "
             f"collector holds {have}; send the full inventory"
         )
-    keys = stored_keys(session, state)  # sorted: removals and additions keep it sorted
-    removed: list[PackageKey] = []
-    for package in software.removed:
-        key = package_key(package)
-        at = bisect.bisect_left(keys, key)
-        if at == len(keys) or keys[at] != key:
-            raise InventoryConflict(
-                f"software delta does not apply: removed package {key} is not installed"
-            )
-        del keys[at]
-        removed.append(key)
-    for package in software.added:
-        key = package_key(package)
-        at = bisect.bisect_left(keys, key)
-        if at < len(keys) and keys[at] == key:
-            raise InventoryConflict(
-                f"software delta does not apply: added package {key} is already installed"
-            )
-        keys.insert(at, key)
+    try:
+        keys, removed = _apply_delta(stored_keys(session, state), software)
+    except TypeError:  # stored keys of the wrong shape: the rows are the truth
+        log.warning("host %s: malformed package_keys; reading the rows", host_id)
+        keys, removed = _apply_delta(row_keys(session, host_id), software)
     blob = canonical(keys)
     digest = hashlib.sha256(blob).hexdigest()
     if software.inventory_hash != digest:
@@ -221,6 +222,31 @@ def _plan_delta(
         added=list(software.added),
         removed=removed,
     )
+
+
+def _apply_delta(
+    keys: list[list[str]], software: SoftwareSection
+) -> tuple[list[list[str]], list[PackageKey]]:
+    """Remove and add a delta's packages in the sorted ``keys``, strictly."""
+    removed: list[PackageKey] = []
+    for package in software.removed:
+        key = list(package_key(package))
+        at = bisect.bisect_left(keys, key)
+        if at == len(keys) or keys[at] != key:
+            raise InventoryConflict(
+                f"software delta does not apply: removed package {tuple(key)} is not installed"
+            )
+        del keys[at]
+        removed.append(package_key(package))
+    for package in software.added:
+        key = list(package_key(package))
+        at = bisect.bisect_left(keys, key)
+        if at < len(keys) and keys[at] == key:
+            raise InventoryConflict(
+                f"software delta does not apply: added package {tuple(key)} is already installed"
+            )
+        keys.insert(at, key)
+    return keys, removed
 
 
 def classify_changes(
@@ -296,8 +322,7 @@ def write(session: Session, plans: Sequence[Plan], *, repair: bool) -> None:
         for p in plans
         for package in p.added
     ]
-    if rows:
-        session.execute(insert(HostPackage), rows)
+    bulk.insert_rows(session, HostPackage, rows)
 
     now = utcnow()
     history: list[dict[str, object]] = []
@@ -335,8 +360,7 @@ def write(session: Session, plans: Sequence[Plan], *, repair: bool) -> None:
         state.package_count = p.package_count
         state.updated_at = now
         session.add(state)
-    if history:
-        session.execute(insert(SoftwareChange), history)
+    bulk.insert_rows(session, SoftwareChange, history)
 
 
 def _repair(session: Session, p: Plan, deleted: set[PackageKey]) -> None:

@@ -22,7 +22,12 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from collector import users
-from collector.credentials import AgentContext, authenticate_agent, unauthorized
+from collector.credentials import (
+    AgentContext,
+    VerifiedCredentials,
+    authenticate_agent,
+    unauthorized,
+)
 from collector.db import SessionDep, SettingsDep
 from collector.roles import Principal, Role
 from collector.tokens import AGENT_CREDENTIAL_PREFIX, USER_TOKEN_PREFIX
@@ -104,10 +109,28 @@ def require_agent(principal: PrincipalDep) -> AgentContext:
     return principal.agent
 
 
+def report_agent(
+    request: Request, session: SessionDep, settings: SettingsDep, credentials: BearerDep
+) -> AgentContext:
+    """``AgentDep`` of the report API: a credential this process has authenticated
+    before is not read again here; whether it is still valid is checked in the
+    transaction that stores the report (collector/ingest_store.py)."""
+    verified: VerifiedCredentials = request.app.state.verified_credentials
+    token = credentials.credentials if credentials is not None else ""
+    if token.startswith(AGENT_CREDENTIAL_PREFIX):
+        known = verified.get(token)
+        if known is not None:
+            return known
+    agent = require_agent(current_principal(request, session, settings, credentials))
+    verified.put(token, agent)
+    return agent
+
+
 UserDep = Annotated[Principal, Depends(require_user)]
 ProvinceReaderDep = Annotated[Principal, Depends(require_province_reader)]
 ProvinceAdminDep = Annotated[Principal, Depends(require_province_admin)]
 AgentDep = Annotated[AgentContext, Depends(require_agent)]
+ReportAgentDep = Annotated[AgentContext, Depends(report_agent)]
 
 # Router-level guards (``dependencies=[...]``).
 RequireUser = Depends(require_user)

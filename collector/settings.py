@@ -36,6 +36,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest accepted request body, before and after decompression.",
     )
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description=(
+            "POSTURE_DATABASE_POOL_SIZE: PostgreSQL connections each collector process keeps "
+            "open (10 more are opened, then closed, at peaks). Every request waiting for its "
+            "batch has authenticated on one; a pool too small makes PostgreSQL start a "
+            "process per request."
+        ),
+    )
     ingest_batch_max: int = Field(
         default=64,
         ge=1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from agent.report import Report
@@ -101,9 +102,10 @@ def evaluate_host(
         now=now or report.collected_at,
     )
     findings = []
+    requirement_ids = _requirements_by_check(framework)
     for check_id in fw.check_ids():
         finding = run_check(checks[check_id], ctx)
-        finding.requirement_ids = fw.requirements_of_check(check_id)
+        finding.requirement_ids = list(requirement_ids[check_id])
         findings.append(finding)
     return HostEvaluation(
         role=ctx.role,
@@ -115,6 +117,12 @@ def evaluate_host(
             else []
         ),
     )
+
+
+@cache
+def _requirements_by_check(framework: str) -> dict[str, tuple[str, ...]]:
+    fw = load_framework(framework)
+    return {check_id: tuple(fw.requirements_of_check(check_id)) for check_id in fw.check_ids()}
 
 
 def _base(req: Requirement) -> dict[str, Any]:

@@ -6,12 +6,12 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from collector.credentials import rotation_due
+from collector.credentials import rotation_due, unauthorized
 from collector.db import SettingsDep
 from collector.ingest import IngestError, read_report
 from collector.ingest_queue import IngestQueue
 from collector.schemas import ErrorDetail, ReportAccepted, ReportDuplicate
-from collector.security import AgentDep
+from collector.security import ReportAgentDep
 
 router = APIRouter(tags=["agents"])
 
@@ -43,7 +43,7 @@ _REQUEST_BODY = {
     },
 )
 async def submit_report(
-    request: Request, agent: AgentDep, settings: SettingsDep
+    request: Request, agent: ReportAgentDep, settings: SettingsDep
 ) -> ReportAccepted | JSONResponse:
     """Ingest one report: validate, evaluate against the rules and store, idempotently.
 
@@ -59,8 +59,10 @@ async def submit_report(
     except IngestError as exc:
         if exc.code is not None:
             return JSONResponse({"detail": exc.detail, "code": exc.code}, exc.status_code)
+        if exc.status_code == status.HTTP_401_UNAUTHORIZED:  # revoked since it was verified
+            raise unauthorized(exc.detail) from exc
         raise HTTPException(exc.status_code, detail=exc.detail) from exc
-    rotate = rotation_due(agent, settings)
+    rotate = rotation_due(result.agent or agent, settings)
     if result.status == "duplicate":
         duplicate = ReportDuplicate(
             report_id=result.report_id, host_id=result.host_id, rotate_credential=rotate

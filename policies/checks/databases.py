@@ -27,8 +27,7 @@ ISSUE_TEXTS: dict[str, Text] = {
         "machine can log in as any role without a password",
     ),
     "mysql_skip_grant_tables": Text(
-        vi="skip-grant-tables đang bật: ai kết nối được cũng có toàn quyền mà không cần "
-        "mật khẩu",
+        vi="skip-grant-tables đang bật: ai kết nối được cũng có toàn quyền mà không cần mật khẩu",
         en="skip-grant-tables is on: anyone who can connect gets full privileges without "
         "a password",
     ),

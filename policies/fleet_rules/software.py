@@ -62,9 +62,7 @@ def fleet_software_approved(ctx: FleetContext) -> Outcome:
     if not changes:
         return passed("no_changes", days=days)
     register = list(ctx.approved_software)
-    unapproved = [
-        c for c in changes if not any(e.matches(c.name, c.new_version) for e in register)
-    ]
+    unapproved = [c for c in changes if not any(e.matches(c.name, c.new_version) for e in register)]
     params = {
         "days": days,
         "total": len(changes),

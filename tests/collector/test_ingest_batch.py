@@ -325,3 +325,36 @@ def test_concurrent_requests_share_one_transaction(api, app, monkeypatch) -> Non
 )
 def test_canonical_keys_are_byte_identical_to_the_agents(keys) -> None:
     assert inventory.canonical(sorted(keys)) == canonical_inventory(keys)
+
+
+def test_a_revoked_credential_is_refused_at_once_though_this_process_knew_it(api) -> None:
+    """The report API remembers verified credentials (VerifiedCredentials), but reads
+    their state again in the storing transaction: revoking a host takes effect on the
+    very next report, with 401 and nothing stored."""
+    (agent,) = _agents(api, 1)
+    assert api.post_report(agent, _report(agent, BASE)).status_code == 201  # now remembered
+    r = api.client.post(f"/api/v1/hosts/{agent.host_id}/revoke", headers=ADMIN_HEADERS)
+    assert r.status_code == 200, r.text
+    before = _host_rows(api, agent.host_id)
+
+    r = api.post_report(agent, _report(agent, BASE, hours=1))
+
+    assert r.status_code == 401
+    assert "revoked" in r.json()["detail"]
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert _host_rows(api, agent.host_id) == before
+
+
+def test_verified_credentials_forget_after_their_ttl_and_keep_no_token() -> None:
+    from datetime import UTC, datetime
+
+    from collector.credentials import VerifiedCredentials
+
+    cache = VerifiedCredentials(ttl=timedelta(minutes=10))
+    agent = AgentContext(credential_id=7, host_id=3, agency_id=1)
+    t0 = datetime(2026, 11, 23, tzinfo=UTC)
+    cache.put("pa_7_secret", agent, now=t0)
+    assert cache.get("pa_7_secret", now=t0 + timedelta(minutes=9)) == agent
+    assert cache.get("pa_7_other", now=t0) is None
+    assert cache.get("pa_7_secret", now=t0 + timedelta(minutes=11)) is None
+    assert "pa_7_secret" not in repr(cache._entries)

@@ -1,0 +1,61 @@
+"""Many rows into one table, fast: ``COPY`` on PostgreSQL, ``executemany`` elsewhere.
+
+Ingest writes thousands of rows per batch (findings, a full inventory's
+~1,500 packages).  As one ``INSERT`` per row (psycopg's pipelined
+``executemany``) the client-side cost per row dominates; ``COPY … FROM
+STDIN`` streams them in one command.  The rows are plain dictionaries with
+the same keys, as ``session.execute(insert(model), rows)`` takes them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import JSON, insert
+from sqlmodel import Session, SQLModel
+
+
+def insert_rows(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` into ``model``'s table inside the session's transaction."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(model), rows)
+        return
+    from psycopg import sql
+
+    session.flush()  # rows this one refers to (foreign keys) may still be pending
+    table = model.__table__  # type: ignore[attr-defined]
+    columns = list(rows[0])
+    as_json = [isinstance(table.c[name].type, JSON) for name in columns]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    _json(row[name]) if is_json else _value(row[name])
+                    for name, is_json in zip(columns, as_json, strict=True)
+                ]
+            )
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
+        return json.dumps(value)
+
+
+def _value(value: Any) -> Any:
+    # As UTCDateTime binds them: a naive timestamp is UTC.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
