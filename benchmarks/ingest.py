@@ -205,7 +205,7 @@ def seed(url: str, agencies: int, hosts: int, packages: int, collected_at: datet
 
     from agent.report import Report, canonical_inventory
     from collector.db import create_db_engine, init_db
-    from collector.ingest_store import evaluate_report
+    from collector.ingest_store import evaluate_report, findings_digest
     from collector.models import Agency, Host
     from collector.parameters import effective_parameters
     from collector.settings import Settings
@@ -221,6 +221,7 @@ def seed(url: str, agencies: int, hosts: int, packages: int, collected_at: datet
     templates = {k: template_report(k, collected_at, names) for k in KINDS}
     bodies = {k: r.model_dump(mode="json") for k, r in templates.items()}
     findings: dict[tuple[str, int], list[tuple[str, str, str, str]]] = {}
+    digests: dict[tuple[str, int], str] = {}  # Host.findings_digest, as ingest sets it
     for kind, report in templates.items():
         for level in range(1, 5):
             agency = Agency(code="x", name="x", level=level, parameters={})
@@ -232,6 +233,7 @@ def seed(url: str, agencies: int, hosts: int, packages: int, collected_at: datet
                 (f.check_id, f.status, f.severity, json.dumps(f.model_dump(mode="json")))
                 for f in ev.findings
             ]
+            digests[(kind, level)] = findings_digest(ev.findings)
     level_of = {a: 1 + (a - 1) % 4 for a in range(1, agencies + 1)}
 
     def agency_of(host_id: int) -> int:
@@ -265,13 +267,14 @@ def seed(url: str, agencies: int, hosts: int, packages: int, collected_at: datet
                 cp.write_row((a, f"ag-{a:03d}", f"Cơ quan {a:03d}", level_of[a], now, "{}"))
         host_cols = (
             "id, agency_id, hostname, machine_id, fqdn, os_family, role, enrolled_at, "
-            "last_seen_at, latest_report_id"
+            "last_seen_at, latest_report_id, findings_report_id, findings_digest"
         )
         with cur.copy(f"COPY host ({host_cols}) FROM STDIN") as cp:
             for h in range(1, hosts + 1):
                 cp.write_row((
                     h, agency_of(h), f"h{h:05d}", f"machine-{h:08d}", f"h{h:05d}.bench.gov.vn",
-                    "linux", role_of(kind_of(h)), now, now, seed_report_id(h),
+                    "linux", role_of(kind_of(h)), now, now, seed_report_id(h), seed_report_id(h),
+                    digests[(kind_of(h), level_of[agency_of(h)])],
                 ))  # fmt: skip
         with cur.copy(
             "COPY agentcredential (id, host_id, secret_hash, created_at) FROM STDIN"

@@ -73,7 +73,7 @@ def host_check_statuses(
         out[host.id] = (host, {})
     rows = session.exec(
         select(StoredFinding.host_id, StoredFinding.check_id, StoredFinding.status)
-        .join(Host, col(Host.latest_report_id) == col(StoredFinding.report_id))
+        .join(Host, col(Host.findings_report_id) == col(StoredFinding.report_id))
         .where(Host.agency_id == agency_id, col(StoredFinding.host_id) == col(Host.id))
         .order_by(col(StoredFinding.id))
     ).all()

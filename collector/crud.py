@@ -292,11 +292,12 @@ def latest_report(session: Session, host: Host) -> StoredReport | None:
 
 
 def latest_findings(session: Session, host: Host, *, status: str | None = None) -> list[Finding]:
-    """Findings of the host's latest report, optionally only those with ``status``."""
-    if host.latest_report_id is None:
+    """Findings of the host's latest report, optionally only those with ``status``
+    (stored with that report, or with the earlier one it evaluated the same as)."""
+    if host.findings_report_id is None:
         return []
     query = select(StoredFinding).where(
-        StoredFinding.host_id == host.id, StoredFinding.report_id == host.latest_report_id
+        StoredFinding.host_id == host.id, StoredFinding.report_id == host.findings_report_id
     )
     if status is not None:
         query = query.where(StoredFinding.status == status)

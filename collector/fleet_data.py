@@ -234,7 +234,7 @@ def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
 
 def _latest_findings(session: Session, hosts: Sequence[Host]) -> dict[int, list[Finding]]:
     """Each host's latest findings (``crud.latest_findings`` for many hosts at once)."""
-    latest = {h.latest_report_id: h.id for h in hosts if h.latest_report_id is not None}
+    latest = {h.findings_report_id: h.id for h in hosts if h.findings_report_id is not None}
     out: dict[int, list[Finding]] = {}
     for chunk in _chunks(list(latest)):
         rows = session.exec(

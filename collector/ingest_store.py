@@ -23,11 +23,15 @@ one by one, each in its own transaction, which is exactly what
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
@@ -46,7 +50,7 @@ from collector.models import (
 from collector.parameters import InvalidParameters, effective_parameters
 from collector.settings import Settings
 from policies import engine
-from policies.model import VERDICTS, HostEvaluation
+from policies.model import VERDICTS, Finding, HostEvaluation
 from policies.parameters import Parameters
 from policies.registry import sections_read
 
@@ -82,6 +86,33 @@ def evaluate_report(
     evaluated = report.model_copy(update={"software": software})
     role = host.role if host.role and host.role != "unknown" else None
     return engine.evaluate_host(evaluated, agency.level, role, params=params, requirements=False)
+
+
+def findings_digest(findings: Sequence[Finding]) -> str:
+    """Identifies a host's findings: reports with equal digests evaluated to the same
+    findings, texts, evidence and data included (every field of ``Finding``)."""
+    keys = [
+        [
+            f.check_id,
+            f.status,
+            f.severity,
+            f.title.vi,
+            f.title.en,
+            f.evidence.vi,
+            f.evidence.en,
+            f.remediation.vi,
+            f.remediation.en,
+            f.requirement_ids,
+            f.data,
+            f.waiver.model_dump(mode="json") if f.waiver is not None else None,
+        ]
+        for f in findings
+    ]
+    try:
+        encoded = orjson.dumps(keys)
+    except (TypeError, orjson.JSONEncodeError):  # data orjson cannot encode: the slow way
+        encoded = json.dumps([f.model_dump(mode="json") for f in findings]).encode()
+    return hashlib.sha256(encoded).hexdigest()
 
 
 def stored_body(report: Report) -> dict[str, Any]:
@@ -400,19 +431,7 @@ def _write(
         ],
     )
     inventory.write(session, [a.plan for a in accepted if a.plan is not None], repair=repair)
-    findings = [
-        {
-            "host_id": a.host.id,
-            "report_id": a.submission.report.report_id,
-            "check_id": finding.check_id,
-            "status": finding.status,
-            "severity": finding.severity,
-            "payload": finding.model_dump(mode="json"),
-        }
-        for a in accepted
-        for finding in a.evaluation.findings
-    ]
-    bulk.insert_rows(session, StoredFinding, findings)
+    findings: list[dict[str, Any]] = []
     per_agency: Counter[int] = Counter()
     for a in accepted:
         report, host = a.submission.report, a.host
@@ -420,8 +439,30 @@ def _write(
         # The latest report only moves forward in collection time: a report delivered
         # late from the agent's spool does not hide a newer one.
         current_at = latest_at.get(host.latest_report_id) if host.latest_report_id else None
-        if current_at is None or report.collected_at >= current_at:
+        latest = current_at is None or report.collected_at >= current_at
+        # A new latest report that evaluates to the host's current findings, word for
+        # word, stores no finding rows: the host keeps pointing at the rows it has.
+        digest = findings_digest(a.evaluation.findings)
+        unchanged = (
+            latest and host.findings_report_id is not None and (digest == host.findings_digest)
+        )
+        if not unchanged:
+            findings += [
+                {
+                    "host_id": host.id,
+                    "report_id": report.report_id,
+                    "check_id": finding.check_id,
+                    "status": finding.status,
+                    "severity": finding.severity,
+                    "payload": finding.model_dump(mode="json"),
+                }
+                for finding in a.evaluation.findings
+            ]
+        if latest:
             host.latest_report_id = report.report_id
+            if not unchanged:
+                host.findings_report_id = report.report_id
+                host.findings_digest = digest
             if report.host.hostname:
                 host.hostname = report.host.hostname
             if report.host.fqdn is not None:
@@ -431,6 +472,7 @@ def _write(
         host.last_seen_at = now
         session.add(host)
         per_agency[a.agency.id] += 1  # type: ignore[index]
+    bulk.insert_rows(session, StoredFinding, findings)
     # Agencies in id order, like the hosts: concurrent batches never deadlock.
     return {
         agency_id: province.count_ingest(session, agency_id, per_agency[agency_id])

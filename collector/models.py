@@ -97,6 +97,12 @@ class Host(SQLModel, table=True):
     # No foreign key: StoredReport already points at Host, and a cycle would
     # complicate table creation and deletion order.
     latest_report_id: uuid.UUID | None = Field(default=None)
+    # The report whose StoredFinding rows are the host's current findings: the
+    # latest report, or an earlier one when every report since evaluated to the
+    # very same findings (ingest then stores no new rows; see ingest_store).
+    # ``findings_digest`` identifies those findings (ingest_store.findings_digest).
+    findings_report_id: uuid.UUID | None = Field(default=None)
+    findings_digest: str | None = Field(default=None, max_length=64)
 
 
 class AgentCredential(SQLModel, table=True):

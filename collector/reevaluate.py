@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, delete, select
 
 from collector import crud, fleet_data, history
-from collector.ingest_store import evaluate_report
+from collector.ingest_store import evaluate_report, findings_digest
 from collector.models import Agency, StoredFinding
 from collector.settings import Settings
 
@@ -50,10 +50,15 @@ def _reevaluate_agency(
         before = {
             row.check_id: row.status
             for row in session.exec(
-                select(StoredFinding).where(StoredFinding.report_id == stored.report_id)
+                select(StoredFinding).where(StoredFinding.report_id == host.findings_report_id)
             ).all()
         }
+        # The new findings are the latest report's own rows; rows of an earlier report
+        # that it evaluated the same as stay, as that report's record.
         session.exec(delete(StoredFinding).where(col(StoredFinding.report_id) == stored.report_id))
+        host.findings_report_id = stored.report_id
+        host.findings_digest = findings_digest(evaluation.findings)
+        session.add(host)
         for finding in evaluation.findings:
             session.add(
                 StoredFinding(

@@ -164,7 +164,7 @@ def queue_from_ingest(
         failing_before = set(
             session.exec(
                 select(StoredFinding.check_id).where(
-                    StoredFinding.report_id == host.latest_report_id,
+                    StoredFinding.report_id == host.findings_report_id,
                     StoredFinding.status == "fail",
                 )
             ).all()

@@ -214,7 +214,7 @@ def _host_summaries(
         .outerjoin(
             StoredFinding,
             and_(
-                col(StoredFinding.report_id) == col(Host.latest_report_id),
+                col(StoredFinding.report_id) == col(Host.findings_report_id),
                 col(StoredFinding.host_id) == col(Host.id),
             ),
         )
@@ -509,7 +509,7 @@ def _statuses(session: Session, host_ids: list[int]) -> dict[int, dict[str, Verd
         chunk = host_ids[i : i + 500]
         rows = session.exec(
             select(StoredFinding.host_id, StoredFinding.check_id, StoredFinding.status)
-            .join(Host, col(Host.latest_report_id) == col(StoredFinding.report_id))
+            .join(Host, col(Host.findings_report_id) == col(StoredFinding.report_id))
             .where(col(Host.id).in_(chunk), col(StoredFinding.host_id) == col(Host.id))
             .order_by(col(StoredFinding.id))
         ).all()

@@ -94,3 +94,38 @@ def test_postgres_urls_use_psycopg() -> None:
     assert normalise_database_url("sqlite:///x.db") == "sqlite:///x.db"
     engine = create_db_engine(Settings(database_url="postgresql://u@127.0.0.1/db"))
     assert engine.dialect.driver == "psycopg"
+
+
+def test_0008_points_hosts_at_the_findings_of_their_latest_report(empty_engine: Engine) -> None:
+    """Before 0008 every report stored its own findings: the latest report holds them."""
+    import uuid
+
+    migrate(empty_engine, "0007")
+    latest = uuid.uuid4()
+    with empty_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO agency (id, code, name, level, created_at) "
+                "VALUES (1, 'a', 'A', 2, CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO host (id, agency_id, hostname, role, enrolled_at, latest_report_id) "
+                "VALUES (1, 1, 'pc', 'workstation', CURRENT_TIMESTAMP, :latest), "
+                "(2, 1, 'new', 'workstation', CURRENT_TIMESTAMP, NULL)"
+            ),
+            {"latest": latest.hex if empty_engine.dialect.name == "sqlite" else latest},
+        )
+    migrate(empty_engine)
+    with empty_engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT id, latest_report_id, findings_report_id, findings_digest "
+                "FROM host ORDER BY id"
+            )
+        ).all()
+    assert [(r[0], r[1] == r[2], r[2] is None, r[3]) for r in rows] == [
+        (1, True, False, None),
+        (2, True, True, None),
+    ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 import zlib
 from datetime import timedelta
 
@@ -24,7 +25,7 @@ from agent.report import Package, Report, SoftwareSection, canonical_inventory, 
 from collector import inventory, province
 from collector.credentials import AgentContext
 from collector.ingest_outcome import IngestError, IngestResult
-from collector.ingest_store import Submission, evaluate_report, store_batch
+from collector.ingest_store import Submission, evaluate_report, findings_digest, store_batch
 from collector.models import (
     Agency,
     Host,
@@ -35,7 +36,7 @@ from collector.models import (
 )
 from collector.parameters import effective_parameters
 from collector.settings import Settings
-from tests.collector.conftest import ADMIN_HEADERS, make_report
+from tests.collector.conftest import ADMIN_HEADERS, insecure_sections, make_report
 from tests.collector.test_collector_software import BASE, NMAP, OPENSSL_NEW, T0, delta
 
 
@@ -358,3 +359,122 @@ def test_verified_credentials_forget_after_their_ttl_and_keep_no_token() -> None
     assert cache.get("pa_7_other", now=t0) is None
     assert cache.get("pa_7_secret", now=t0 + timedelta(minutes=11)) is None
     assert "pa_7_secret" not in repr(cache._entries)
+
+
+def _finding_rows(api, report_id) -> int:
+    with Session(api.engine) as session:
+        return len(
+            session.exec(select(StoredFinding.id).where(StoredFinding.report_id == report_id)).all()
+        )
+
+
+def _host(api, agent) -> Host:
+    with Session(api.engine) as session:
+        host = session.get(Host, agent.host_id)
+        assert host is not None
+        return host
+
+
+def _api_findings(api, agent) -> list[tuple[str, str, str]]:
+    r = api.client.get(f"/api/v1/hosts/{agent.host_id}/findings", headers=ADMIN_HEADERS)
+    assert r.status_code == 200, r.text
+    return [(f["check_id"], f["status"], f["evidence"]["vi"]) for f in r.json()]
+
+
+def test_findings_are_stored_once_per_change(api) -> None:
+    """A report that evaluates to the host's current findings, word for word, stores
+    no finding rows; the host's findings, verdicts and API answers are unchanged; the
+    next report with different findings stores its own."""
+    (agent,) = _agents(api, 1)
+    r1 = _report(agent, BASE)
+    assert api.post_report(agent, r1).status_code == 201
+    first = _api_findings(api, agent)
+    rows = _finding_rows(api, r1.report_id)
+    assert rows == len(first) > 0
+
+    # An hour later, the same machine state (no check reads the software section)
+    r2 = r1.model_copy(
+        update={
+            "report_id": uuid.uuid4(),
+            "collected_at": T0 + timedelta(hours=1),
+            "software": SoftwareSection(
+                manager="dpkg",
+                mode="delta",
+                added=[NMAP],
+                base_report_id=r1.report_id,
+                inventory_hash=inventory_hash([*BASE, NMAP]),
+            ),
+        }
+    )
+    r = api.post_report(agent, r2)
+    assert r.status_code == 201
+    assert sum(r.json()["summary"].values()) == len(first)
+    assert _finding_rows(api, r2.report_id) == 0
+    host = _host(api, agent)
+    assert (host.latest_report_id, host.findings_report_id) == (r2.report_id, r1.report_id)
+    assert _api_findings(api, agent) == first
+    compliance = api.client.get(f"/api/v1/hosts/{agent.host_id}/compliance", headers=ADMIN_HEADERS)
+    assert compliance.status_code == 200, compliance.text
+
+    r3 = make_report(
+        hostname=r1.host.hostname,
+        machine_id=agent.machine_id,
+        collected_at=T0 + timedelta(hours=2),
+        **insecure_sections(),
+    )
+    assert api.post_report(agent, r3).status_code == 201
+    assert _finding_rows(api, r3.report_id) == rows
+    host = _host(api, agent)
+    assert (host.latest_report_id, host.findings_report_id) == (r3.report_id, r3.report_id)
+    after = _api_findings(api, agent)
+    assert after != first
+    assert ("av_installed", "fail") in [(c, s) for c, s, _ in after]
+
+
+def test_a_late_report_keeps_its_own_findings_and_not_the_hosts(api) -> None:
+    (agent,) = _agents(api, 1)
+    newer = _report(agent, BASE, hours=2)
+    assert api.post_report(agent, newer).status_code == 201
+    late = make_report(
+        hostname=newer.host.hostname,
+        machine_id=agent.machine_id,
+        collected_at=T0 + timedelta(hours=1),
+        **insecure_sections(),
+    )
+    assert api.post_report(agent, late).status_code == 201
+    assert _finding_rows(api, late.report_id) > 0  # its own record
+    host = _host(api, agent)
+    assert (host.latest_report_id, host.findings_report_id) == (newer.report_id, newer.report_id)
+
+
+def test_the_findings_digest_covers_every_field_of_a_finding() -> None:
+    from policies.model import Finding, Text
+
+    # A new field of Finding must be added to ingest_store.findings_digest.
+    assert set(Finding.model_fields) == {
+        "check_id", "status", "severity", "title", "evidence", "remediation",
+        "requirement_ids", "data", "waiver",
+    }  # fmt: skip
+    base = Finding(
+        check_id="fw_active",
+        status="pass",
+        severity="high",
+        title=Text(vi="Tường lửa", en="Firewall"),
+        evidence=Text(vi="Đang bật", en="Active"),
+        remediation=Text(vi="Bật tường lửa", en="Enable it"),
+        requirement_ids=["D18.1.a"],
+        data={"backend": "nftables"},
+    )
+    digest = findings_digest([base])
+    assert findings_digest([base.model_copy()]) == digest
+    for change in (
+        {"status": "fail"},
+        {"evidence": Text(vi="Đang tắt", en="Active")},
+        {"evidence": Text(vi="Đang bật", en="Inactive")},
+        {"title": Text(vi="Tường lửa!", en="Firewall")},
+        {"remediation": Text(vi="Bật tường lửa", en="Enable")},
+        {"requirement_ids": ["D18.1.b"]},
+        {"data": {"backend": "iptables"}},
+        {"severity": "low"},
+    ):
+        assert findings_digest([base.model_copy(update=change)]) != digest, change
