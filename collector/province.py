@@ -130,7 +130,16 @@ _WATCHED: tuple[type, ...] = (
 )
 # Host columns ingest updates (counted by ``count_ingest``); any other change counts.
 _INGEST_HOST_FIELDS = frozenset(
-    {"last_seen_at", "latest_report_id", "hostname", "fqdn", "os_family", "machine_id"}
+    {
+        "last_seen_at",
+        "latest_report_id",
+        "findings_report_id",
+        "findings_digest",
+        "hostname",
+        "fqdn",
+        "os_family",
+        "machine_id",
+    }
 )
 
 

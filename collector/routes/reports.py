@@ -6,12 +6,12 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from collector.credentials import rotation_due, unauthorized
-from collector.db import SettingsDep
+from collector.credentials import authenticate_agent, rotation_due, unauthorized
+from collector.db import SessionDep, SettingsDep
 from collector.ingest import IngestError, read_report
 from collector.ingest_queue import IngestQueue
 from collector.schemas import ErrorDetail, ReportAccepted, ReportDuplicate
-from collector.security import ReportAgentDep
+from collector.security import BearerDep, ReportAgentDep
 
 router = APIRouter(tags=["agents"])
 
@@ -46,7 +46,11 @@ _REQUEST_BODY = {
     },
 )
 async def submit_report(
-    request: Request, agent: ReportAgentDep, settings: SettingsDep
+    request: Request,
+    agent: ReportAgentDep,
+    settings: SettingsDep,
+    session: SessionDep,
+    credentials: BearerDep,
 ) -> ReportAccepted | JSONResponse:
     """Ingest one report: validate, evaluate against the rules and store, idempotently.
 
@@ -56,10 +60,18 @@ async def submit_report(
     queue: IngestQueue = request.app.state.ingest_queue
     try:
         encoding = request.headers.get("content-encoding")
-        if len(raw) <= _INLINE_PARSE_BYTES:  # a delta: quicker here than via a thread
-            report = read_report(raw, encoding, settings.max_body_bytes)
-        else:  # a full inventory: parsed in a thread, the event loop keeps serving
-            report = await run_in_threadpool(read_report, raw, encoding, settings.max_body_bytes)
+        try:
+            if len(raw) <= _INLINE_PARSE_BYTES:  # a delta: quicker here than via a thread
+                report = read_report(raw, encoding, settings.max_body_bytes)
+            else:  # a full inventory: parsed in a thread, the event loop keeps serving
+                report = await run_in_threadpool(
+                    read_report, raw, encoding, settings.max_body_bytes
+                )
+        except IngestError:
+            # A remembered credential may have been revoked since: that answer comes first.
+            assert credentials is not None  # report_agent refused the request otherwise
+            await run_in_threadpool(authenticate_agent, session, credentials.credentials)
+            raise
         result = await queue.submit(agent, report)
     except IngestError as exc:
         if exc.code is not None:

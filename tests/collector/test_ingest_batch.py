@@ -344,6 +344,10 @@ def test_a_revoked_credential_is_refused_at_once_though_this_process_knew_it(api
     assert "revoked" in r.json()["detail"]
     assert r.headers["www-authenticate"] == "Bearer"
     assert _host_rows(api, agent.host_id) == before
+    # ...before anything is said about the body
+    for body in (b"{}", b"not json"):
+        r = api.post_report(agent, body)
+        assert r.status_code == 401 and "revoked" in r.json()["detail"], r.text
 
 
 def test_verified_credentials_forget_after_their_ttl_and_keep_no_token() -> None:
