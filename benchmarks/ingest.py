@@ -48,7 +48,6 @@ import sys
 import tempfile
 import time
 import uuid
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -307,8 +306,8 @@ def seed(url: str, agencies: int, hosts: int, packages: int, collected_at: datet
             "host_id, report_id, collected_at, inventory_hash, manager, package_count, "
             "baseline_report_id, baseline_collected_at, updated_at, package_keys"
         )
-        # as apply_software stores it: the compressed canonical key list
-        keys_blob = zlib.compress(canonical_inventory((n, a, v) for n, a, v in names), 1)
+        # as ingest stores it: the canonical key list (collector/inventory.py)
+        keys_blob = canonical_inventory((n, a, v) for n, a, v in names)
         with cur.copy(f"COPY hostinventory ({inv_cols}) FROM STDIN") as cp:
             for h in range(1, hosts + 1):
                 rid = seed_report_id(h)

@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
 from agent.report import Report
-from collector.credentials import VerifiedCredentials
 from collector.db import create_db_engine, init_db
 from collector.ingest_queue import IngestQueue
 from collector.limits import BodySizeLimitMiddleware
@@ -66,7 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.ingest_queue = IngestQueue(engine, settings)
-    app.state.verified_credentials = VerifiedCredentials()
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,

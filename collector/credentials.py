@@ -18,6 +18,7 @@ keeps asking an agent that still uses a superseded credential.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,7 +29,6 @@ from collector.models import AgentCredential, Host, utcnow
 from collector.settings import Settings
 from collector.tokens import (
     format_agent_credential,
-    hash_secret,
     new_agent_secret,
     parse_agent_credential,
     secrets_match,
@@ -64,30 +64,66 @@ def authenticate_agent(
     issued at enrollment are not written to on use: authenticating a request
     that is then refused changes nothing in the database.)
     """
-    parsed = parse_agent_credential(token)
-    if parsed is None:
-        raise unauthorized("unknown agent credential")
-    credential_id, secret = parsed
-    credential = session.get(AgentCredential, credential_id)
-    if credential is None or not secrets_match(secret, credential.secret_hash):
-        raise unauthorized("unknown agent credential")
-    now = now or utcnow()
-    refused = credential_refused(credential.revoked_at, credential.grace_until, now)
-    if refused is not None:
-        raise unauthorized(refused)
-    host = session.get(Host, credential.host_id)
-    if host is None:  # pragma: no cover - foreign keys prevent this
-        raise unauthorized("unknown agent credential")
-    if credential.replaces_id is not None and credential.first_used_at is None:
-        _record_first_use(session, credential, now)
-    assert host.id is not None and credential.id is not None
-    return AgentContext(
-        credential_id=credential.id,
-        host_id=host.id,
-        agency_id=host.agency_id,
-        credential_created_at=credential.created_at,
-        superseded_until=credential.grace_until,
+    outcome = authenticate_agents(session, [token], now=now)[token]
+    if isinstance(outcome, str):
+        raise unauthorized(outcome)
+    return outcome
+
+
+def authenticate_agents(
+    session: Session, tokens: Sequence[str], *, now: datetime | None = None
+) -> dict[str, AgentContext | str]:
+    """Authenticate many agent credentials with one query: per token, its agent or
+    why it is refused (the 401 detail).  The report API authenticates a whole batch
+    of reports this way, in the transaction that stores them (collector/ingest_store.py).
+    """
+    parsed = {token: parse_agent_credential(token) for token in tokens}
+    ids = sorted({p[0] for p in parsed.values() if p is not None})
+    rows = (
+        {
+            row.id: row
+            for row in session.execute(
+                select(
+                    AgentCredential.id,
+                    AgentCredential.host_id,
+                    AgentCredential.secret_hash,
+                    AgentCredential.revoked_at,
+                    AgentCredential.grace_until,
+                    AgentCredential.created_at,
+                    AgentCredential.replaces_id,
+                    AgentCredential.first_used_at,
+                    Host.agency_id,
+                )
+                .join(Host, col(Host.id) == col(AgentCredential.host_id))
+                .where(col(AgentCredential.id).in_(ids))
+            )
+        }
+        if ids
+        else {}
     )
+    now = now or utcnow()
+    out: dict[str, AgentContext | str] = {}
+    for token, credential in parsed.items():
+        row = rows.get(credential[0]) if credential is not None else None
+        if row is None or credential is None or not secrets_match(credential[1], row.secret_hash):
+            out[token] = "unknown agent credential"
+            continue
+        refused = credential_refused(row.revoked_at, row.grace_until, now)
+        if refused is not None:
+            out[token] = refused
+            continue
+        if row.replaces_id is not None and row.first_used_at is None:
+            used = session.get(AgentCredential, row.id)
+            assert used is not None
+            _record_first_use(session, used, now)
+        out[token] = AgentContext(
+            credential_id=row.id,
+            host_id=row.host_id,
+            agency_id=row.agency_id,
+            credential_created_at=row.created_at,
+            superseded_until=row.grace_until,
+        )
+    return out
 
 
 def credential_refused(
@@ -106,37 +142,6 @@ def credential_refused(
             "the agent with a new enrollment token"
         )
     return None
-
-
-class VerifiedCredentials:
-    """The agent credentials one collector process has already authenticated.
-
-    Only what never changes is remembered: that this secret is credential N of
-    host H in agency A (kept by the SHA-256 of the token, never the token).
-    Whether N is revoked or past its grace period is read again in the
-    transaction that stores each report (``ingest_store``), so revoking a
-    credential or a host takes effect at once.  This spares the report API
-    one connection and two queries per request.
-    """
-
-    def __init__(self, max_entries: int = 100_000, ttl: timedelta = timedelta(minutes=10)) -> None:
-        self.max_entries = max_entries
-        self.ttl = ttl
-        self._entries: dict[str, tuple[datetime, AgentContext]] = {}
-
-    def get(self, token: str, *, now: datetime | None = None) -> AgentContext | None:
-        entry = self._entries.get(hash_secret(token))
-        if entry is None:
-            return None
-        verified_at, agent = entry
-        if (now or utcnow()) - verified_at > self.ttl:
-            return None
-        return agent
-
-    def put(self, token: str, agent: AgentContext, *, now: datetime | None = None) -> None:
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()  # bounded memory; every agent authenticates again once
-        self._entries[hash_secret(token)] = (now or utcnow(), agent)
 
 
 def _record_first_use(session: Session, credential: AgentCredential, now: datetime) -> None:

@@ -2,10 +2,12 @@
 together are stored in one transaction.
 
 Each request decodes and validates its report, then awaits
-:meth:`IngestQueue.submit`.  One drain task per event loop takes what is
+:meth:`IngestQueue.submit` with the agent's credential.  One drain task per event loop takes what is
 pending (at most ``POSTURE_INGEST_BATCH_MAX`` reports), stores it with
 ``ingest_store.store_batch`` in a worker thread, answers every request with
-its own outcome and goes on while more is pending.  At low load a batch holds
+its own outcome and goes on while more is pending.  The credentials are
+authenticated with the batch, in one query of its transaction: a request
+takes no database connection of its own.  At low load a batch holds
 one report and nothing waits; under load, batches grow while the previous one
 is being stored, so the cost of each statement and commit is shared by many
 reports.  A request is answered only after its report's transaction has
@@ -23,7 +25,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from agent.report import Report
-from collector.credentials import AgentContext
 from collector.ingest_outcome import IngestError, IngestResult, Outcome
 from collector.ingest_store import Submission, store_batch
 from collector.settings import Settings
@@ -47,12 +48,13 @@ class IngestQueue:
             weakref.WeakKeyDictionary()
         )
 
-    async def submit(self, agent: AgentContext, report: Report) -> IngestResult:
-        """Store ``report`` with whatever else is pending; raises ``IngestError``."""
+    async def submit(self, token: str, report: Report) -> IngestResult:
+        """Store ``report`` of the agent with credential ``token`` with whatever else
+        is pending; raises ``IngestError`` (401 when the credential is refused)."""
         loop = asyncio.get_running_loop()
         lane = self._lanes.setdefault(loop, _Lane())
         future: asyncio.Future[Outcome] = loop.create_future()
-        lane.pending.append((Submission(agent, report, verify_credential=True), future))
+        lane.pending.append((Submission(None, report, token=token), future))
         if lane.drainer is None or lane.drainer.done():
             lane.drainer = loop.create_task(self._drain(lane))
         outcome = await future

@@ -37,11 +37,10 @@ from sqlmodel import Session, col, select
 
 from agent.report import Report, SoftwareSection
 from collector import bulk, crud, inventory, notify, province
-from collector.credentials import AgentContext, credential_refused
+from collector.credentials import AgentContext, authenticate_agents
 from collector.ingest_outcome import RESYNC_REQUIRED, IngestError, IngestResult, Outcome
 from collector.models import (
     Agency,
-    AgentCredential,
     Host,
     StoredFinding,
     StoredReport,
@@ -59,12 +58,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Submission:
-    """One parsed report and the agent that sent it."""
+    """One parsed report and the agent that sent it: already authenticated
+    (``agent``), or by its credential (``token``, authenticated with the batch)."""
 
-    agent: AgentContext
+    agent: AgentContext | None
     report: Report
-    # Authenticated from VerifiedCredentials: read the credential's state again here.
-    verify_credential: bool = False
+    token: str | None = None
+
+    @property
+    def host_id(self) -> int:
+        assert self.agent is not None, "authenticated first (store_batch)"
+        return self.agent.host_id
 
 
 @dataclass
@@ -139,7 +143,8 @@ def store_batch(
     """Store ``items``; one outcome per item, in order (never raises ``IngestError``)."""
     settings = settings or Settings()
     outcomes: list[Outcome | None] = [None] * len(items)
-    for indexes in _rounds(items):
+    items = _authenticate(session, items, outcomes)
+    for indexes in _rounds(items, outcomes):
         if len(indexes) > 1:
             try:
                 batch = _store(session, [items[i] for i in indexes], settings, repair=False)
@@ -154,13 +159,36 @@ def store_batch(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
-def _rounds(items: list[Submission]) -> list[list[int]]:
-    """Indexes of ``items`` in rounds with distinct hosts and report ids; a host's
-    reports stay in their order (each lands in a later round than the one before)."""
+def _authenticate(
+    session: Session, items: list[Submission], outcomes: list[Outcome | None]
+) -> list[Submission]:
+    """Authenticate the items sent with a credential, all with one query (it opens
+    the first round's transaction); a refused one gets its 401 in ``outcomes``."""
+    tokens = [item.token for item in items if item.agent is None and item.token is not None]
+    if not tokens:
+        return items
+    agents = authenticate_agents(session, tokens)
+    out: list[Submission] = []
+    for index, item in enumerate(items):
+        if item.agent is None:
+            agent = agents.get(item.token) if item.token is not None else None
+            if not isinstance(agent, AgentContext):
+                outcomes[index] = IngestError(401, agent or "unknown agent credential")
+            item = replace(item, agent=agent if isinstance(agent, AgentContext) else None)
+        out.append(item)
+    return out
+
+
+def _rounds(items: list[Submission], outcomes: list[Outcome | None]) -> list[list[int]]:
+    """Indexes of ``items`` (those without an outcome yet) in rounds with distinct
+    hosts and report ids; a host's reports stay in their order (each lands in a later
+    round than the one before)."""
     rounds: list[tuple[set[int], set[Any], list[int]]] = []
     last_round: dict[int, int] = {}
     for index, item in enumerate(items):
-        host_id, report_id = item.agent.host_id, item.report.report_id
+        if outcomes[index] is not None:
+            continue
+        host_id, report_id = item.host_id, item.report.report_id
         start = last_round.get(host_id, -1) + 1
         for number in range(start, len(rounds) + 1):
             if number == len(rounds):
@@ -183,7 +211,7 @@ def _store_one(session: Session, item: Submission, settings: Settings) -> Outcom
     except IntegrityError as exc:
         # Another request stored the same report_id between our check and commit.
         session.rollback()
-        existing = _existing(session, item.report.report_id, item.agent.host_id)
+        existing = _existing(session, item.report.report_id, item.host_id)
         if existing is not None:
             return existing
         return IngestError(409, f"report could not be stored: {exc.orig}")
@@ -228,7 +256,9 @@ def _prepare(
     session: Session, items: list[Submission], settings: Settings
 ) -> tuple[list[Outcome], list[_Accepted]]:
     """Read what the batch needs, then check and evaluate each report in memory."""
-    host_ids = sorted({item.agent.host_id for item in items})
+    agents = [item.agent for item in items if item.agent is not None]
+    assert len(agents) == len(items), "authenticated first (store_batch)"
+    host_ids = sorted({agent.host_id for agent in agents})
     # The host rows are locked for the whole transaction: concurrent reports of one
     # host, on any number of collector processes, are applied one after the other,
     # so a report id is stored once, the inventory is never applied from a stale
@@ -243,7 +273,7 @@ def _prepare(
             .execution_options(populate_existing=True)
         ).all()
     }
-    agency_ids = sorted({item.agent.agency_id for item in items})
+    agency_ids = sorted({agent.agency_id for agent in agents})
     agencies = {
         agency.id: agency
         for agency in session.exec(select(Agency).where(col(Agency.id).in_(agency_ids))).all()
@@ -257,32 +287,16 @@ def _prepare(
         )
     }
     states = inventory.load_states(
-        session, [item.agent.host_id for item in items if item.report.software.status == "ok"]
+        session, [item.host_id for item in items if item.report.software.status == "ok"]
     )
-    credentials = _credential_states(session, items)
-    now = utcnow()
     params: dict[int, Parameters | IngestError] = {}
     outcomes: list[Outcome] = []
     accepted: list[_Accepted] = []
-    for item in items:
-        host, agency = hosts.get(item.agent.host_id), agencies.get(item.agent.agency_id)
+    for item, agent in zip(items, agents, strict=True):
+        host, agency = hosts.get(agent.host_id), agencies.get(agent.agency_id)
         if host is None or agency is None or host.id is None or agency.id is None:
             outcomes.append(IngestError(401, "unknown agent credential"))
             continue
-        agent = item.agent
-        if item.verify_credential:
-            state = credentials.get(agent.credential_id)
-            refused = (
-                "unknown agent credential"
-                if state is None
-                else credential_refused(state.revoked_at, state.grace_until, now)
-            )
-            if refused is not None:
-                outcomes.append(IngestError(401, refused))
-                continue
-            agent = replace(
-                agent, credential_created_at=state.created_at, superseded_until=state.grace_until
-            )
         report = item.report
         if report.report_id in stored:
             # Nothing is applied twice; only an eviction record that grew since the
@@ -342,21 +356,6 @@ def _prepare(
             )
         )
     return outcomes, accepted
-
-
-def _credential_states(session: Session, items: list[Submission]) -> dict[int, Any]:
-    """Rows (``revoked_at``, ``grace_until``, ``created_at``) of the credentials to
-    verify again, by id."""
-    ids = sorted({item.agent.credential_id for item in items if item.verify_credential})
-    if not ids:
-        return {}
-    query = select(
-        AgentCredential.id,
-        AgentCredential.revoked_at,
-        AgentCredential.grace_until,
-        AgentCredential.created_at,
-    ).where(col(AgentCredential.id).in_(ids))
-    return {row.id: row for row in session.execute(query)}
 
 
 def _summary(evaluation: HostEvaluation) -> dict[str, int]:
@@ -473,8 +472,4 @@ def _write(
         session.add(host)
         per_agency[a.agency.id] += 1  # type: ignore[index]
     bulk.insert_rows(session, StoredFinding, findings)
-    # Agencies in id order, like the hosts: concurrent batches never deadlock.
-    return {
-        agency_id: province.count_ingest(session, agency_id, per_agency[agency_id])
-        for agency_id in sorted(per_agency)
-    }
+    return province.count_ingests(session, dict(per_agency))

@@ -10,12 +10,14 @@ Two steps, so a batch of reports costs a few statements, not a few per report:
    package rows, insert the added ones, move each host's ``HostInventory``
    forward and record the ``SoftwareChange`` history.
 
-A host's stored keys are one compressed canonical value
-(``HostInventory.package_keys``, the very bytes ``inventory_hash`` hashes):
-a delta is checked and hashed without reading the ~1,500 package rows.  When
-the keys and the rows disagree (the rows are the truth), a batch stops with
-:class:`OutOfStep`; on its own, a delta then answers ``resync_required`` and
-a full inventory repairs both.
+A host's stored keys are one canonical value (``HostInventory.package_keys``,
+the very bytes ``inventory_hash`` hashes; PostgreSQL compresses it with lz4,
+see migration 0009): a delta is checked and hashed without reading the ~1,500
+package rows, and without decoding them either: the value is split into its
+entries, the delta's keys are found by bisection (decoding ~11 entries each)
+and the entries are joined again.  When the keys and the rows disagree (the
+rows are the truth), a batch stops with :class:`OutOfStep`; on its own, a
+delta then answers ``resync_required`` and a full inventory repairs both.
 """
 
 from __future__ import annotations
@@ -102,21 +104,82 @@ def load_states(session: Session, host_ids: Iterable[int]) -> dict[int, HostInve
     return {state.host_id: state for state in session.exec(query.with_for_update()).all()}
 
 
+def stored_canonical(state: HostInventory) -> bytes | None:
+    """The stored canonical list (written as is; zlib-compressed before migration
+    0009); None when there is none or it cannot be read."""
+    blob = state.package_keys
+    if blob is None:
+        return None
+    blob = bytes(blob)
+    if blob[:1] == b"[":
+        return blob
+    try:
+        return zlib.decompress(blob)
+    except zlib.error:
+        return None
+
+
 def stored_keys(session: Session, state: HostInventory) -> list[list[str]]:
     """The inventory's sorted keys as ``[name, arch, version]`` lists (they compare
-    like the key tuples): from the compressed canonical list, else from the rows.
+    like the key tuples): from the stored canonical list, else from the rows.
 
     The list is taken as written (sorted, distinct): a damaged one makes the
     result's hash differ, and the agent resends its full inventory."""
-    if state.package_keys is not None:
+    blob = stored_canonical(state)
+    if blob is not None:
         try:
-            keys = orjson.loads(zlib.decompress(state.package_keys))
+            keys = orjson.loads(blob)
             if isinstance(keys, list):
                 return keys
-        except (zlib.error, orjson.JSONDecodeError):
+        except orjson.JSONDecodeError:
             pass
+    if state.package_keys is not None:
         log.warning("host %s: unreadable package_keys; reading the rows", state.host_id)
     return row_keys(session, state.host_id)
+
+
+# The canonical list is ``[["name","arch","version"],...]``: its entries are the
+# bytes between ``[["`` / ``"],["`` / ``"]]``.  ``"],["`` cannot occur inside an
+# entry, since a quote inside a JSON string is always escaped.
+_OPEN, _SEP, _CLOSE = b'[["', b'"],["', b'"]]'
+
+
+def split_entries(blob: bytes) -> list[bytes] | None:
+    """The entries of a canonical list; None when ``blob`` does not have its shape."""
+    if blob == b"[]":
+        return []
+    if len(blob) < len(_OPEN) + len(_CLOSE) or not (
+        blob.startswith(_OPEN) and blob.endswith(_CLOSE)
+    ):
+        return None
+    return blob[len(_OPEN) : -len(_CLOSE)].split(_SEP)
+
+
+def join_entries(entries: Sequence[bytes]) -> bytes:
+    """The canonical list of ``entries`` (the inverse of :func:`split_entries`)."""
+    return _OPEN + _SEP.join(entries) + _CLOSE if entries else b"[]"
+
+
+def entry_of(key: PackageKey) -> bytes:
+    return orjson.dumps(key)[2:-2]
+
+
+def key_of(entry: bytes) -> PackageKey:
+    """The key an entry encodes; ``ValueError`` when it is not one."""
+    key = orjson.loads(b'["' + entry + b'"]')
+    if len(key) != 3 or not all(isinstance(part, str) for part in key):
+        raise ValueError(f"not a package key: {entry[:80]!r}")
+    return (key[0], key[1], key[2])
+
+
+def _stored_entries(session: Session, state: HostInventory) -> list[bytes]:
+    blob = stored_canonical(state)
+    entries = split_entries(blob) if blob is not None else None
+    if entries is not None:
+        return entries
+    if state.package_keys is not None:
+        log.warning("host %s: unreadable package_keys; reading the rows", state.host_id)
+    return [entry_of((n, a, v)) for n, a, v in row_keys(session, state.host_id)]
 
 
 def row_keys(session: Session, host_id: int) -> list[list[str]]:
@@ -199,11 +262,12 @@ def _plan_delta(
             f"collector holds {have}; send the full inventory"
         )
     try:
-        keys, removed = _apply_delta(stored_keys(session, state), software)
-    except TypeError:  # stored keys of the wrong shape: the rows are the truth
+        entries, removed = _apply_delta(_stored_entries(session, state), software)
+    except ValueError:  # stored keys of the wrong shape: the rows are the truth
         log.warning("host %s: malformed package_keys; reading the rows", host_id)
-        keys, removed = _apply_delta(row_keys(session, host_id), software)
-    blob = canonical(keys)
+        rows = [entry_of((n, a, v)) for n, a, v in row_keys(session, host_id)]
+        entries, removed = _apply_delta(rows, software)
+    blob = join_entries(entries)
     digest = hashlib.sha256(blob).hexdigest()
     if software.inventory_hash != digest:
         raise InventoryConflict(
@@ -218,35 +282,36 @@ def _plan_delta(
         state=state,
         canonical=blob,
         digest=digest,
-        package_count=len(keys),
+        package_count=len(entries),
         added=list(software.added),
         removed=removed,
     )
 
 
 def _apply_delta(
-    keys: list[list[str]], software: SoftwareSection
-) -> tuple[list[list[str]], list[PackageKey]]:
-    """Remove and add a delta's packages in the sorted ``keys``, strictly."""
+    entries: list[bytes], software: SoftwareSection
+) -> tuple[list[bytes], list[PackageKey]]:
+    """Remove and add a delta's packages in the sorted ``entries``, strictly;
+    ``ValueError`` when an entry met on the way is not a key."""
     removed: list[PackageKey] = []
     for package in software.removed:
-        key = list(package_key(package))
-        at = bisect.bisect_left(keys, key)
-        if at == len(keys) or keys[at] != key:
+        key = package_key(package)
+        at = bisect.bisect_left(entries, key, key=key_of)
+        if at == len(entries) or key_of(entries[at]) != key:
             raise InventoryConflict(
-                f"software delta does not apply: removed package {tuple(key)} is not installed"
+                f"software delta does not apply: removed package {key} is not installed"
             )
-        del keys[at]
-        removed.append(package_key(package))
+        del entries[at]
+        removed.append(key)
     for package in software.added:
-        key = list(package_key(package))
-        at = bisect.bisect_left(keys, key)
-        if at < len(keys) and keys[at] == key:
+        key = package_key(package)
+        at = bisect.bisect_left(entries, key, key=key_of)
+        if at < len(entries) and key_of(entries[at]) == key:
             raise InventoryConflict(
-                f"software delta does not apply: added package {tuple(key)} is already installed"
+                f"software delta does not apply: added package {key} is already installed"
             )
-        keys.insert(at, key)
-    return keys, removed
+        entries.insert(at, entry_of(key))
+    return entries, removed
 
 
 def classify_changes(
@@ -355,7 +420,7 @@ def write(session: Session, plans: Sequence[Plan], *, repair: bool) -> None:
         state.report_id = p.report_id
         state.collected_at = p.collected_at
         state.inventory_hash = p.digest
-        state.package_keys = zlib.compress(p.canonical, 1)
+        state.package_keys = p.canonical
         state.manager = p.received.manager
         state.package_count = p.package_count
         state.updated_at = now

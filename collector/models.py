@@ -164,8 +164,9 @@ class HostInventory(SQLModel, table=True):
     baseline_collected_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = _ts()
     # The inventory's package keys as the canonical JSON that ``inventory_hash``
-    # hashes, zlib-compressed: a delta is checked and hashed from this one value
-    # instead of reading ~1,500 package rows.  None until first written.
+    # hashes (PostgreSQL compresses it, migration 0009): a delta is checked and
+    # hashed from this one value instead of reading ~1,500 package rows.  None
+    # until first written.
     package_keys: bytes | None = Field(default=None, sa_type=LargeBinary, nullable=True)
 
 

@@ -12,7 +12,7 @@ always *exactly* what it returned at ``as_of``) when it may be out of date:
   role, the agency's level or parameters): counted in the same transaction by a
   session listener (:func:`_count_changes`), whatever code path made them; the
   next read recomputes the agency at once.
-* **reports**: ingest counts them in its transaction (:func:`count_ingest`);
+* **reports**: ingest counts them in its transaction (:func:`count_ingests`);
   after the commit the ingesting worker recomputes the agency when its row is
   older than ``POSTURE_PROVINCE_REFRESH_SECONDS`` (default 300), so a busy
   agency costs one recomputation per interval, not one per report; a read
@@ -40,7 +40,7 @@ from itertools import chain
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
-from sqlalchemy import event, func, insert, inspect, update
+from sqlalchemy import case, event, func, insert, inspect, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session, col, select
@@ -128,7 +128,7 @@ _WATCHED: tuple[type, ...] = (
     AllowedFlow,
     ProbeRun,
 )
-# Host columns ingest updates (counted by ``count_ingest``); any other change counts.
+# Host columns ingest updates (counted by ``count_ingests``); any other change counts.
 _INGEST_HOST_FIELDS = frozenset(
     {
         "last_seen_at",
@@ -205,24 +205,45 @@ class SummaryState(NamedTuple):
     refreshing_until: datetime | None
 
 
-def count_ingest(session: Session, agency_id: int, count: int = 1) -> SummaryState | None:
-    """Count ``count`` stored reports (inside the ingest transaction); None when no row yet."""
-    row = session.execute(
+def count_ingests(session: Session, counts: dict[int, int]) -> dict[int, SummaryState | None]:
+    """Count stored reports per agency (``counts``: agency id → reports), inside the
+    ingest transaction, in two statements whatever the number of agencies; per
+    agency, its row's state (None: no row yet)."""
+    ids = sorted(counts)
+    if not ids:
+        return {}
+    if len(ids) > 1:
+        # Rows locked in agency order first: concurrent batches never deadlock on them
+        # (the UPDATE alone locks in whatever order its plan meets the rows).
+        session.execute(
+            select(_TABLE.c.agency_id)
+            .where(_TABLE.c.agency_id.in_(ids))
+            .order_by(_TABLE.c.agency_id)
+            .with_for_update()
+        )
+    added = (
+        case(counts, value=_TABLE.c.agency_id, else_=0)
+        if len(set(counts.values())) > 1
+        else (counts[ids[0]])
+    )
+    rows = session.execute(
         update(_TABLE)
-        .where(_TABLE.c.agency_id == agency_id)
-        .values(ingests=_TABLE.c.ingests + count)
+        .where(_TABLE.c.agency_id.in_(ids))
+        .values(ingests=_TABLE.c.ingests + added)
         .returning(
+            _TABLE.c.agency_id,
             _TABLE.c.computed_at,
             _TABLE.c.valid_until,
             _TABLE.c.snapshot_at,
             _TABLE.c.refreshing_until,
         )
-    ).first()
-    if row is None:
-        return None
-    computed_at, valid_until, snapshot_at, refreshing_until = (_aware(v) for v in row)
-    assert computed_at is not None and valid_until is not None
-    return SummaryState(computed_at, valid_until, snapshot_at, refreshing_until)
+    ).all()
+    states: dict[int, SummaryState | None] = dict.fromkeys(ids)
+    for agency_id, *values in rows:
+        computed_at, valid_until, snapshot_at, refreshing_until = (_aware(v) for v in values)
+        assert computed_at is not None and valid_until is not None
+        states[agency_id] = SummaryState(computed_at, valid_until, snapshot_at, refreshing_until)
+    return states
 
 
 def _aware(value: datetime | None) -> datetime | None:  # raw rows bypass UTCDateTime on SQLite
@@ -407,7 +428,7 @@ def after_ingest(
     """After an ingest commit (best effort, never raises): take the compliance
     snapshot when due, else recompute the agency's row when due.
 
-    ``seen`` is the row's state ``count_ingest`` returned (None: no row yet).
+    ``seen`` is the row's state ``count_ingests`` returned (None: no row yet).
     """
     from collector import history
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from collector.credentials import authenticate_agent, rotation_due, unauthorized
-from collector.db import SessionDep, SettingsDep
 from collector.ingest import IngestError, read_report
 from collector.ingest_queue import IngestQueue
 from collector.schemas import ErrorDetail, ReportAccepted, ReportDuplicate
-from collector.security import BearerDep, ReportAgentDep
+from collector.security import BearerDep, agent_token
+from collector.settings import Settings
+from collector.tokens import parse_agent_credential
 
 router = APIRouter(tags=["agents"])
 
@@ -45,17 +48,16 @@ _REQUEST_BODY = {
         422: {"model": ErrorDetail, "description": "Unsupported schema_version or invalid report"},
     },
 )
-async def submit_report(
-    request: Request,
-    agent: ReportAgentDep,
-    settings: SettingsDep,
-    session: SessionDep,
-    credentials: BearerDep,
-) -> ReportAccepted | JSONResponse:
+async def submit_report(request: Request, credentials: BearerDep) -> ReportAccepted | JSONResponse:
     """Ingest one report: validate, evaluate against the rules and store, idempotently.
 
-    Reports arriving together are stored in one transaction (collector/ingest_queue.py);
-    the answer comes once this report is committed."""
+    Reports arriving together are stored in one transaction, where their agents'
+    credentials are authenticated (collector/ingest_queue.py); the answer comes once
+    this report is committed."""
+    settings: Settings = request.app.state.settings
+    token = credentials.credentials if credentials is not None else ""
+    if parse_agent_credential(token) is None:  # not an agent credential: 401 or 403
+        await run_in_threadpool(agent_token, request, credentials)
     raw = await request.body()
     queue: IngestQueue = request.app.state.ingest_queue
     try:
@@ -68,18 +70,18 @@ async def submit_report(
                     read_report, raw, encoding, settings.max_body_bytes
                 )
         except IngestError:
-            # A remembered credential may have been revoked since: that answer comes first.
-            assert credentials is not None  # report_agent refused the request otherwise
-            await run_in_threadpool(authenticate_agent, session, credentials.credentials)
+            # An unknown or revoked credential: that answer comes before the body's.
+            await run_in_threadpool(_authenticate, request.app.state.engine, token)
             raise
-        result = await queue.submit(agent, report)
+        result = await queue.submit(token, report)
     except IngestError as exc:
         if exc.code is not None:
             return JSONResponse({"detail": exc.detail, "code": exc.code}, exc.status_code)
-        if exc.status_code == status.HTTP_401_UNAUTHORIZED:  # revoked since it was verified
+        if exc.status_code == status.HTTP_401_UNAUTHORIZED:
             raise unauthorized(exc.detail) from exc
         raise HTTPException(exc.status_code, detail=exc.detail) from exc
-    rotate = rotation_due(result.agent or agent, settings)
+    assert result.agent is not None  # authenticated with its batch
+    rotate = rotation_due(result.agent, settings)
     if result.status == "duplicate":
         duplicate = ReportDuplicate(
             report_id=result.report_id, host_id=result.host_id, rotate_credential=rotate
@@ -94,3 +96,8 @@ async def submit_report(
             "rotate_credential": rotate,
         }
     )
+
+
+def _authenticate(engine: Engine, token: str) -> None:
+    with Session(engine) as session:
+        authenticate_agent(session, token)

@@ -129,3 +129,41 @@ def test_0008_points_hosts_at_the_findings_of_their_latest_report(empty_engine: 
         (1, True, False, None),
         (2, True, True, None),
     ]
+
+
+def test_0009_has_postgresql_compress_inventory_keys_and_bodies_with_lz4(
+    empty_engine: Engine,
+) -> None:
+    """The collector stores the inventory keys as they are since 0009; PostgreSQL
+    compresses them (and the report bodies) with lz4 when the server has it."""
+    if empty_engine.dialect.name != "postgresql":
+        pytest.skip("column compression is a PostgreSQL setting")
+
+    def methods() -> dict[tuple[str, str], str]:
+        with empty_engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT c.relname, a.attname, a.attcompression FROM pg_attribute a "
+                    "JOIN pg_class c ON c.oid = a.attrelid "
+                    "WHERE (c.relname, a.attname) IN "
+                    "(('hostinventory', 'package_keys'), ('storedreport', 'body'))"
+                )
+            ).all()
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    with empty_engine.connect() as connection:
+        lz4 = connection.execute(
+            text(
+                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                "WHERE name = 'default_toast_compression'"
+            )
+        ).scalar()
+    if not lz4:
+        pytest.skip("this PostgreSQL server is built without lz4")
+    migrate(empty_engine, "0008")
+    assert set(methods().values()) == {""}  # the server's default
+    migrate(empty_engine)
+    assert methods() == {("hostinventory", "package_keys"): "l", ("storedreport", "body"): "l"}
+    with empty_engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0008")
+    assert set(methods().values()) == {""}

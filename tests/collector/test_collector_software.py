@@ -361,14 +361,13 @@ def _set_keys(api, value: bytes | None) -> None:
 
 def test_stored_package_keys_are_the_hashed_canonical_list(api, agent, report_factory) -> None:
     import hashlib
-    import zlib
 
     r1 = full(report_factory, BASE)
     r2 = delta(report_factory, r1, [*BASE, NMAP], added=[NMAP], removed=[], hours=1)
     for report in (r1, r2):
         assert api.post_report(agent, report).status_code == 201
         row = _inventory_row(api)
-        canonical = zlib.decompress(row.package_keys)
+        canonical = bytes(row.package_keys)
         assert hashlib.sha256(canonical).hexdigest() == row.inventory_hash
         assert row.inventory_hash == report.software.inventory_hash
 
@@ -377,13 +376,33 @@ def test_delta_without_stored_keys_reads_the_rows(api, agent, report_factory) ->
     """Inventories stored before migration 0007 (or unreadable keys) still take deltas."""
     r1 = full(report_factory, BASE)
     assert api.post_report(agent, r1).status_code == 201
-    for broken in (None, b"not zlib"):
+    for broken in (None, b"not zlib", b'[["a","b"]]', b"[[1,2,3]]", b'[["x'):
         _set_keys(api, broken)
         r2 = delta(report_factory, r1, [*BASE, NMAP], added=[NMAP], removed=[], hours=1)
         assert api.post_report(agent, r2).status_code == 201
         assert _inventory_row(api).package_keys is not None  # written again
         r1 = delta(report_factory, r2, BASE, added=[], removed=[NMAP], hours=2)
         assert api.post_report(agent, r1).status_code == 201
+
+
+def test_keys_compressed_before_migration_0009_are_read(api, agent, report_factory) -> None:
+    """Until migration 0009 the keys were stored zlib-compressed; a delta on them applies."""
+    import zlib
+
+    from agent.report import canonical_inventory, package_key
+
+    r1 = full(report_factory, BASE)
+    assert api.post_report(agent, r1).status_code == 201
+    _set_keys(api, zlib.compress(canonical_inventory(package_key(p) for p in BASE)))
+    with api.engine.connect() as conn:
+        rows_before = conn.exec_driver_sql("SELECT count(*) FROM hostpackage").scalar()
+    r2 = delta(report_factory, r1, [*BASE, NMAP], added=[NMAP], removed=[], hours=1)
+    assert api.post_report(agent, r2).status_code == 201
+    with api.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM hostpackage").scalar() == rows_before + 1
+    assert bytes(_inventory_row(api).package_keys) == canonical_inventory(
+        package_key(p) for p in [*BASE, NMAP]
+    )
 
 
 def test_keys_out_of_step_with_rows_ask_for_the_full_inventory(api, agent, report_factory) -> None:
@@ -404,7 +423,7 @@ def test_keys_out_of_step_with_rows_ask_for_the_full_inventory(api, agent, repor
     # the full inventory repairs it
     r3 = full(report_factory, BASE, hours=2)
     assert api.post_report(agent, r3).status_code == 201
-    assert zlib.decompress(_inventory_row(api).package_keys) == canonical_inventory(
+    assert bytes(_inventory_row(api).package_keys) == canonical_inventory(
         package_key(p) for p in BASE
     )
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-import zlib
 from datetime import timedelta
 
 import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlmodel import Session, col, select
 
 import collector.ingest_queue
@@ -237,9 +236,7 @@ def test_rows_out_of_step_make_the_batch_store_one_by_one(api) -> None:
     for agent, report in zip(agents, first, strict=True):
         assert api.post_report(agent, report).status_code == 201
     # host 0's keys claim nmap is installed, its rows do not
-    lying = zlib.compress(
-        canonical_inventory((p.name, p.arch or "", p.version) for p in [*BASE, NMAP])
-    )
+    lying = canonical_inventory((p.name, p.arch or "", p.version) for p in [*BASE, NMAP])
     with Session(api.engine) as session:
         session.execute(
             update(HostInventory)
@@ -328,10 +325,79 @@ def test_canonical_keys_are_byte_identical_to_the_agents(keys) -> None:
     assert inventory.canonical(sorted(keys)) == canonical_inventory(keys)
 
 
+_KEY_TEXT = st.text(alphabet=st.sampled_from('ab "\\],[\u00e9\u1ea1\x01-~'), max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sets(st.tuples(_KEY_TEXT, _KEY_TEXT, _KEY_TEXT), max_size=8),
+    st.sets(st.tuples(_KEY_TEXT, _KEY_TEXT, _KEY_TEXT), max_size=4),
+    st.data(),
+)
+def test_a_delta_applied_to_the_stored_entries_is_the_agents_inventory(stored, added, data) -> None:
+    """Deltas are applied to the canonical bytes split into entries (names with
+    quotes, backslashes, '],[', spaces, accents): the result is byte for byte the
+    agent's canonical list of the new inventory."""
+    removed = data.draw(st.sets(st.sampled_from(sorted(stored)))) if stored else set()
+    added -= stored
+    entries = inventory.split_entries(canonical_inventory(stored))
+    assert entries is not None
+    software = SoftwareSection(
+        manager="dpkg",
+        mode="delta",
+        packages=[],
+        added=[Package(name=n, arch=a or None, version=v) for n, a, v in sorted(added)],
+        removed=[Package(name=n, arch=a or None, version=v) for n, a, v in sorted(removed)],
+    )
+    result, gone = inventory._apply_delta(entries, software)
+    assert inventory.join_entries(result) == canonical_inventory((stored - removed) | added)
+    assert set(gone) == removed
+
+
+def test_credentials_are_authenticated_with_their_batch_in_one_query(api) -> None:
+    """The report API hands the queue the credential, not an agent: the batch
+    authenticates every credential with one query, and a refused one (wrong secret,
+    revoked host) gets its own 401 while the others are stored."""
+    agents = _agents(api, 4)
+    r = api.client.post(f"/api/v1/hosts/{agents[3].host_id}/revoke", headers=ADMIN_HEADERS)
+    assert r.status_code == 200, r.text
+    wrong = agents[2].credential[: -len("secret")] + "secret"
+    tokens = [agents[0].credential, agents[1].credential, wrong, agents[3].credential]
+    reports = [_report(agent) for agent in agents]
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    event.listen(api.engine, "before_cursor_execute", record)
+    try:
+        with Session(api.engine) as session:
+            outcomes = store_batch(
+                session,
+                [
+                    Submission(None, report, token=t)
+                    for t, report in zip(tokens, reports, strict=True)
+                ],
+                settings=Settings(database_url=str(api.engine.url)),
+            )
+    finally:
+        event.remove(api.engine, "before_cursor_execute", record)
+
+    assert [type(o).__name__ for o in outcomes] == ["IngestResult"] * 2 + ["IngestError"] * 2
+    assert [o.status for o in outcomes[:2]] == ["accepted", "accepted"]
+    assert [o.agent.host_id for o in outcomes[:2]] == [agents[0].host_id, agents[1].host_id]
+    assert (outcomes[2].status_code, outcomes[2].detail) == (401, "unknown agent credential")
+    assert outcomes[3].status_code == 401 and "revoked" in outcomes[3].detail
+    assert len([s for s in statements if "FROM agentcredential" in s]) == 1
+    with Session(api.engine) as session:
+        stored = session.exec(select(StoredReport.report_id)).all()
+    assert set(stored) == {reports[0].report_id, reports[1].report_id}
+
+
 def test_a_revoked_credential_is_refused_at_once_though_this_process_knew_it(api) -> None:
-    """The report API remembers verified credentials (VerifiedCredentials), but reads
-    their state again in the storing transaction: revoking a host takes effect on the
-    very next report, with 401 and nothing stored."""
+    """The report API authenticates credentials with the batch, in the storing
+    transaction: revoking a host takes effect on the very next report, with 401 and
+    nothing stored."""
     (agent,) = _agents(api, 1)
     assert api.post_report(agent, _report(agent, BASE)).status_code == 201  # now remembered
     r = api.client.post(f"/api/v1/hosts/{agent.host_id}/revoke", headers=ADMIN_HEADERS)
@@ -348,21 +414,6 @@ def test_a_revoked_credential_is_refused_at_once_though_this_process_knew_it(api
     for body in (b"{}", b"not json"):
         r = api.post_report(agent, body)
         assert r.status_code == 401 and "revoked" in r.json()["detail"], r.text
-
-
-def test_verified_credentials_forget_after_their_ttl_and_keep_no_token() -> None:
-    from datetime import UTC, datetime
-
-    from collector.credentials import VerifiedCredentials
-
-    cache = VerifiedCredentials(ttl=timedelta(minutes=10))
-    agent = AgentContext(credential_id=7, host_id=3, agency_id=1)
-    t0 = datetime(2026, 11, 23, tzinfo=UTC)
-    cache.put("pa_7_secret", agent, now=t0)
-    assert cache.get("pa_7_secret", now=t0 + timedelta(minutes=9)) == agent
-    assert cache.get("pa_7_other", now=t0) is None
-    assert cache.get("pa_7_secret", now=t0 + timedelta(minutes=11)) is None
-    assert "pa_7_secret" not in repr(cache._entries)
 
 
 def _finding_rows(api, report_id) -> int:
