@@ -101,8 +101,17 @@ def _render(value: Any, lang: str) -> str:
 
 
 def format_message(text: Text, params: dict[str, Any]) -> Text:
-    """Fill a bilingual template; dates and numbers follow each language's usage."""
-    return Text(
-        vi=text.vi.format(**{k: _render(v, "vi") for k, v in params.items()}),
-        en=text.en.format(**{k: _render(v, "en") for k, v in params.items()}),
-    )
+    """Fill a bilingual template; dates and numbers follow each language's usage.
+
+    Runs for every finding of every report ingested: strings and integers (most
+    parameters) read the same in both languages and go in as they are."""
+    vi: dict[str, Any] = {}
+    en: dict[str, Any] = {}
+    for key, value in params.items():
+        kind = type(value)
+        if kind is str or kind is int:
+            vi[key] = en[key] = value
+        else:
+            vi[key] = _render(value, "vi")
+            en[key] = _render(value, "en")
+    return Text(vi=text.vi.format_map(vi), en=text.en.format_map(en))
