@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import tuple_
 from sqlmodel import Session, col, select
 
 from agent.report import Package, Report, SoftwareSection
@@ -179,18 +180,36 @@ def _observation(collected_at: datetime, body: dict[str, Any]) -> BackupObservat
 def backup_history(
     session: Session, changes: Iterable[SoftwareChange]
 ) -> dict[int, list[BackupObservation]]:
-    """For each change, the backup facts of the host's latest report at or before it."""
-    wanted = {(c.host_id, c.collected_at) for c in changes if c.change != "removed"}
+    """For each change, the backup facts of the host's latest report at or before it.
+
+    That report is almost always the one that recorded the change (same host, same
+    collection time): those are read together, their backup sections only, a few
+    hundred changes per statement; any other change looks back on its own."""
+    wanted = sorted({(c.host_id, c.collected_at) for c in changes if c.change != "removed"})
     history: dict[int, dict[datetime, BackupObservation]] = {}
-    for host_id, when in sorted(wanted):
+    found: set[tuple[int, datetime]] = set()
+    backup = col(StoredReport.body)["backup"]
+    for chunk in _chunks(wanted):
+        pairs = tuple_(col(StoredReport.host_id), col(StoredReport.collected_at))
+        for host_id, collected_at, section in session.execute(
+            select(StoredReport.host_id, StoredReport.collected_at, backup).where(
+                pairs.in_(list(chunk))
+            )
+        ):
+            obs = _observation(collected_at, {"backup": section})
+            history.setdefault(host_id, {})[obs.collected_at] = obs
+            found.add((host_id, obs.collected_at))
+    for host_id, when in wanted:
+        if (host_id, when) in found:
+            continue
         stored = session.exec(
-            select(StoredReport)
+            select(StoredReport.collected_at, backup)
             .where(StoredReport.host_id == host_id, StoredReport.collected_at <= when)
             .order_by(col(StoredReport.collected_at).desc())
             .limit(1)
         ).first()
         if stored is not None:
-            obs = _observation(stored.collected_at, stored.body)
+            obs = _observation(stored[0], {"backup": stored[1]})
             history.setdefault(host_id, {})[obs.collected_at] = obs
     return {h: sorted(o.values(), key=lambda x: x.collected_at) for h, o in history.items()}
 

@@ -246,3 +246,69 @@ def test_agency_wide_waiver_of_a_fleet_rule(api, admin_headers) -> None:
     assert r.status_code == 201, r.text
     got = fleet(api, agency["id"], admin_headers)["fleet_av_coverage"]
     assert got["status"] == "waived" and got["waiver"]["original_status"] == "fail"
+
+
+def test_backup_history_reads_the_reports_of_the_changes_together(api) -> None:
+    """The backup facts before each software change come from the reports that
+    recorded the changes, read in one statement (not one per change); a change
+    with no report at its own time looks back to the latest report before it."""
+    from dataclasses import replace
+
+    from sqlalchemy import event
+    from sqlmodel import col, select
+
+    from collector.fleet_data import backup_history, fleet_context
+    from collector.models import Agency, StoredReport
+
+    agency = api.create_agency()
+    token = api.create_token(agency["id"])
+    t0 = now() - timedelta(days=5)
+    extra = [Package(name=f"tool{i}", version="1.0", arch="amd64") for i in range(4)]
+    for h in range(3):
+        agent = api.enroll(token, f"m-{h}", f"srv-{h}", role="server")
+        for day in range(4):
+            backup = BackupSection(
+                tools_installed=["restic"], newest_backup_at=t0 + timedelta(days=day, hours=h)
+            )
+            software = SoftwareSection(manager="dpkg", packages=[*BASE, *extra[:day]])
+            sent = report(f"srv-{h}", f"m-{h}", t0 + timedelta(days=day), software=software,
+                          backup=backup)  # fmt: skip
+            assert api.post_report(agent, sent).status_code == 201
+
+    def reference(session, changes) -> dict:
+        out: dict = {}
+        for host_id, when in sorted({(c.host_id, c.collected_at) for c in changes}):
+            stored = session.exec(
+                select(StoredReport)
+                .where(StoredReport.host_id == host_id, StoredReport.collected_at <= when)
+                .order_by(col(StoredReport.collected_at).desc())
+                .limit(1)
+            ).first()
+            newest = stored.body["backup"]["newest_backup_at"]
+            out.setdefault(host_id, {})[stored.collected_at] = newest
+        return out
+
+    with Session(api.engine) as session:
+        context = fleet_context(session, session.get(Agency, agency["id"]))
+        changes = context.software_changes
+        assert len(changes) == 9  # 3 hosts x 3 installs
+        # a change between two reports (its own report is gone): the one before counts
+        late = replace(changes[0], collected_at=changes[0].collected_at + timedelta(hours=5))
+        statements: list[str] = []
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(api.engine, "before_cursor_execute", listener)
+        try:
+            got = backup_history(session, [*changes, late])
+        finally:
+            event.remove(api.engine, "before_cursor_execute", listener)
+        expected = reference(session, [*changes, late])
+
+    assert len([s for s in statements if "FROM storedreport" in s]) == 2  # together + late
+    assert {
+        host_id: {o.collected_at: o.newest_backup_at for o in observations}
+        for host_id, observations in got.items()
+    } == {
+        host_id: {when: datetime.fromisoformat(newest) for when, newest in values.items()}
+        for host_id, values in expected.items()
+    }
+    assert all(o.observed for observations in got.values() for o in observations)
