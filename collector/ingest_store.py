@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
@@ -432,6 +433,7 @@ def _write(
     inventory.write(session, [a.plan for a in accepted if a.plan is not None], repair=repair)
     findings: list[dict[str, Any]] = []
     per_agency: Counter[int] = Counter()
+    host_states: list[dict[str, Any]] = []
     for a in accepted:
         report, host = a.submission.report, a.host
         crud.record_report_loss(session, host.id, report.report_id, report.delivery)  # type: ignore[arg-type]
@@ -457,19 +459,58 @@ def _write(
                 }
                 for finding in a.evaluation.findings
             ]
+        state = {
+            "host_id": host.id,
+            "last_seen_at": now,
+            "latest_report_id": host.latest_report_id,
+            "findings_report_id": host.findings_report_id,
+            "findings_digest": host.findings_digest,
+            "hostname": host.hostname,
+            "fqdn": host.fqdn,
+            "os_family": host.os_family,
+        }
         if latest:
-            host.latest_report_id = report.report_id
+            state["latest_report_id"] = report.report_id
             if not unchanged:
-                host.findings_report_id = report.report_id
-                host.findings_digest = digest
+                state.update(findings_report_id=report.report_id, findings_digest=digest)
             if report.host.hostname:
-                host.hostname = report.host.hostname
+                state["hostname"] = report.host.hostname
             if report.host.fqdn is not None:
-                host.fqdn = report.host.fqdn
+                state["fqdn"] = report.host.fqdn
             if report.host.os_family is not None:
-                host.os_family = report.host.os_family
-        host.last_seen_at = now
-        session.add(host)
+                state["os_family"] = report.host.os_family
+        host_states.append(state)
         per_agency[a.agency.id] += 1  # type: ignore[index]
+    _update_hosts(session, host_states)
     bulk.insert_rows(session, StoredFinding, findings)
     return province.count_ingests(session, dict(per_agency))
+
+
+_HOSTS = Host.__table__  # type: ignore[attr-defined]
+# The columns ingest moves forward, for many hosts in one statement (executemany).
+_UPDATE_HOST = (
+    update(_HOSTS)
+    .where(_HOSTS.c.id == bindparam("host_id"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "last_seen_at",
+                "latest_report_id",
+                "findings_report_id",
+                "findings_digest",
+                "hostname",
+                "fqdn",
+                "os_family",
+            )
+        }
+    )
+)
+
+
+def _update_hosts(session: Session, states: list[dict[str, Any]]) -> None:
+    """The hosts' new state, on the session's connection: neither the ORM's flush
+    nor its listeners, which count other changes of a host as agency changes
+    (collector/province.py; these columns are counted by ``count_ingests``)."""
+    if states:
+        session.connection().execute(_UPDATE_HOST, states)

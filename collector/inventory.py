@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
-from sqlalchemy import delete, tuple_
+from sqlalchemy import bindparam, delete, tuple_, update
 from sqlmodel import Session, col, select
 
 from agent.report import Package, PackageKey, SoftwareSection, package_key
@@ -391,41 +391,66 @@ def write(session: Session, plans: Sequence[Plan], *, repair: bool) -> None:
 
     now = utcnow()
     history: list[dict[str, object]] = []
+    moved: list[dict[str, object]] = []
     for p in plans:
-        state = p.state
-        if state is None:
-            state = HostInventory(
-                host_id=p.host_id,
-                report_id=p.report_id,
-                collected_at=p.collected_at,
-                inventory_hash=p.digest,
-                baseline_report_id=p.report_id,
-                baseline_collected_at=p.collected_at,
+        values: dict[str, object] = {
+            "report_id": p.report_id,
+            "collected_at": p.collected_at,
+            "inventory_hash": p.digest,
+            "package_keys": p.canonical,
+            "manager": p.received.manager,
+            "package_count": p.package_count,
+            "updated_at": now,
+        }
+        if p.state is None:  # the baseline
+            session.add(
+                HostInventory(
+                    host_id=p.host_id,
+                    baseline_report_id=p.report_id,
+                    baseline_collected_at=p.collected_at,
+                    **values,  # type: ignore[arg-type]
+                )
             )
-        else:
-            p.changes = classify_changes(p.added, p.removed)
-            history += [
-                {
-                    "host_id": p.host_id,
-                    "report_id": p.report_id,
-                    "collected_at": p.collected_at,
-                    "change": change,
-                    "name": name,
-                    "arch": arch,
-                    "old_version": old,
-                    "new_version": new,
-                }
-                for change, name, arch, old, new in p.changes
-            ]
-        state.report_id = p.report_id
-        state.collected_at = p.collected_at
-        state.inventory_hash = p.digest
-        state.package_keys = p.canonical
-        state.manager = p.received.manager
-        state.package_count = p.package_count
-        state.updated_at = now
-        session.add(state)
+            continue
+        moved.append({"state_host_id": p.host_id, **values})
+        p.changes = classify_changes(p.added, p.removed)
+        history += [
+            {
+                "host_id": p.host_id,
+                "report_id": p.report_id,
+                "collected_at": p.collected_at,
+                "change": change,
+                "name": name,
+                "arch": arch,
+                "old_version": old,
+                "new_version": new,
+            }
+            for change, name, arch, old, new in p.changes
+        ]
+    if moved:  # one statement for every inventory that moves forward
+        session.connection().execute(_MOVE_INVENTORY, moved)
     bulk.insert_rows(session, SoftwareChange, history)
+
+
+_INVENTORIES = HostInventory.__table__  # type: ignore[attr-defined]
+_MOVE_INVENTORY = (
+    update(_INVENTORIES)
+    .where(_INVENTORIES.c.host_id == bindparam("state_host_id"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "report_id",
+                "collected_at",
+                "inventory_hash",
+                "package_keys",
+                "manager",
+                "package_count",
+                "updated_at",
+            )
+        }
+    )
+)
 
 
 def _repair(session: Session, p: Plan, deleted: set[PackageKey]) -> None:
