@@ -18,6 +18,7 @@ from collector.ingest_queue import IngestQueue
 from collector.limits import BodySizeLimitMiddleware
 from collector.routes import api_router, health
 from collector.settings import Settings
+from policies import engine as policy_engine
 
 API_DESCRIPTION = """\
 Central collector of the security posture scanner: enrolls agents, ingests
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from collector import notify  # the sender loop runs only when a channel is configured
 
         notifier = notify.start_background(engine, settings)
+        policy_engine.preload()  # before the first report, and before the freeze below
         # What exists now (modules, rules, texts) lives as long as the process: keep it
         # out of the garbage collector's scans.  Each report allocates thousands of
         # short-lived objects, and every full collection would walk all of this again

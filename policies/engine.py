@@ -119,6 +119,16 @@ def evaluate_host(
     )
 
 
+def preload(framework: str = DEFAULT_FRAMEWORK) -> None:
+    """Read the checks, fleet rules, framework and default parameters now (they are
+    cached): a collector does it at startup, so its first reports do not wait for
+    the YAML files, and the garbage collector's freeze keeps them out of its scans."""
+    load_checks()
+    load_fleet_rules()
+    _requirements_by_check(framework)
+    default_parameters()
+
+
 @cache
 def _requirements_by_check(framework: str) -> dict[str, tuple[str, ...]]:
     fw = load_framework(framework)

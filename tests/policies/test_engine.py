@@ -124,3 +124,16 @@ def test_all_user_texts_are_bilingual_and_vietnamese_is_nfc():
     for t in texts:
         assert t.vi.strip() and t.en.strip()
         assert unicodedata.normalize("NFC", t.vi) == t.vi
+
+
+def test_preload_reads_the_rules_once_for_the_collectors_lifetime() -> None:
+    """The collector preloads at startup: what ingest uses is then already cached."""
+    from policies import engine
+    from policies.parameters import default_parameters
+    from policies.registry import load_checks, load_fleet_rules
+
+    cached = (load_checks, load_fleet_rules, default_parameters, engine._requirements_by_check)
+    for function in cached:
+        function.cache_clear()
+    engine.preload()
+    assert [f.cache_info().currsize for f in cached] == [1, 1, 1, 1]
