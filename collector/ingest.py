@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import zlib
 
+import orjson
 from pydantic import ValidationError
 from sqlmodel import Session
 
@@ -98,9 +99,14 @@ def decode_body(raw: bytes, content_encoding: str | None, max_bytes: int) -> byt
 def parse_report(data: bytes) -> Report:
     """JSON → schema version check → ``Report``."""
     try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IngestError(400, f"malformed JSON: {exc}") from exc
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        # What orjson refuses but JSON readers accept (NaN, integers beyond 64 bits)
+        # is left to the standard library, which also words the error for the agent.
+        try:
+            document = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IngestError(400, f"malformed JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise IngestError(422, "a report must be a JSON object")
 

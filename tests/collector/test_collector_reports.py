@@ -167,6 +167,22 @@ def test_malformed_json(api, agent, report_factory) -> None:
     assert api.snapshot() == before
 
 
+def test_json_orjson_refuses_is_read_as_before() -> None:
+    """Reports are parsed with orjson; what it refuses but the standard library
+    reads (NaN) is still read, and the model decides (a measurement may be NaN)."""
+    import math
+
+    from collector.ingest import parse_report
+    from tests.collector.conftest import make_report
+
+    body = make_report().model_dump_json().replace(
+        '"collection_seconds":1.5', '"collection_seconds":NaN'
+    )
+    assert "NaN" in body
+    report = parse_report(body.encode())
+    assert math.isnan(report.collection_seconds)
+
+
 def test_wrong_schema_version(api, agent, report_factory) -> None:
     assert api.post_report(agent, report_factory()).status_code == 201
     before = api.snapshot()
