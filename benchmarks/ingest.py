@@ -361,8 +361,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass
+class Running:
+    port: int
+    pid: int  # uvicorn's supervisor; the workers are its children
+
+
 @contextlib.contextmanager
-def collector(url: str, workers: int, log: Path) -> Iterator[int]:
+def collector(url: str, workers: int, log: Path) -> Iterator[Running]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTURE_")}
     env.update(
@@ -389,7 +395,7 @@ def collector(url: str, workers: int, log: Path) -> Iterator[int]:
             if time.monotonic() > deadline:
                 raise SystemExit(f"collector did not start:\n{log.read_text()}")
             time.sleep(0.3)
-        yield port
+        yield Running(port, proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -605,6 +611,27 @@ def run_phase(
     }
 
 
+def server_cpu(collector_pid: int, *, own_postgres: bool) -> dict[str, float]:
+    """CPU seconds used so far by the collector's processes and, when this script
+    started the server, PostgreSQL's (every ``postgres`` process of the machine)."""
+    import psutil
+
+    def seconds(process: psutil.Process) -> float:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            return 0.0
+        return times.user + times.system
+
+    supervisor = psutil.Process(collector_pid)
+    out = {"collector": sum(seconds(p) for p in [supervisor, *supervisor.children(True)])}
+    if own_postgres:
+        out["postgresql"] = sum(
+            seconds(p) for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"
+        )
+    return out
+
+
 def stored_reports(url: str) -> int:
     import psycopg
 
@@ -666,19 +693,32 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         before = stored_reports(url)
-        with collector(url, args.workers, logdir / "collector.log") as port:
+        with collector(url, args.workers, logdir / "collector.log") as running:
+            port = running.port
             ids = list(range(1, args.hosts + 1))
             full_ids, delta_ids = ids[:full_hosts], ids[full_hosts:]
             phases = []
             for kind, host_ids in (("delta", delta_ids), ("full", full_ids)):
+                cpu_before = server_cpu(running.pid, own_postgres=args.database_url is None)
                 phase = run_phase(kind, port, host_ids, args, collected_at)
+                cpu = {
+                    name: seconds - cpu_before.get(name, 0.0)
+                    for name, seconds in server_cpu(
+                        running.pid, own_postgres=args.database_url is None
+                    ).items()
+                }
                 phases.append(phase)
+                per_report = ", ".join(
+                    f"{name} {1000 * seconds / max(phase['accepted'], 1):.2f}"
+                    for name, seconds in cpu.items()
+                )
                 print(
                     f"{kind}: {phase['accepted']} accepted of {phase['sent']} sent "
                     f"{dict(sorted(phase['statuses'].items()))} in {phase['elapsed']:.1f} s = "
                     f"{phase['rps']:.1f} reports/s; latency p50 {phase['p50_ms']:.0f} ms "
                     f"p95 {phase['p95_ms']:.0f} ms; client CPU {phase['client_cpu']:.1f} s "
-                    f"({100 * phase['client_cpu'] / max(phase['elapsed'], 1e-9):.0f}% of one core)",
+                    f"({100 * phase['client_cpu'] / max(phase['elapsed'], 1e-9):.0f}% of one "
+                    f"core); server CPU ms per report: {per_report}",
                     flush=True,
                 )
             times, agencies, hosts = asyncio.run(province_queries(port, args.queries + 1))
