@@ -1,4 +1,5 @@
-"""Many rows into one table, fast: ``COPY`` on PostgreSQL, ``executemany`` elsewhere.
+"""Many rows into one table, fast: ``COPY`` on PostgreSQL, ``executemany`` elsewhere;
+many rows of one table updated by key in one ``executemany`` statement.
 
 Ingest writes thousands of rows per batch (findings, a full inventory's
 ~1,500 packages).  As one ``INSERT`` per row (psycopg's pipelined
@@ -10,12 +11,30 @@ the same keys, as ``session.execute(insert(model), rows)`` takes them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, insert
+from sqlalchemy import JSON, Table, Update, bindparam, insert, update
 from sqlmodel import Session, SQLModel
+
+
+def update_by_key(table: Table, key: str, columns: Sequence[str]) -> Update:
+    """``UPDATE table SET column = :column, … WHERE key = :key_`` for
+    :func:`update_rows`: each row gives ``<key>_`` and every column."""
+    return (
+        update(table)
+        .where(table.c[key] == bindparam(f"{key}_"))
+        .values({column: bindparam(column) for column in columns})
+    )
+
+
+def update_rows(session: Session, statement: Update, rows: list[dict[str, Any]]) -> None:
+    """Run ``statement`` (:func:`update_by_key`) for every row, in one ``executemany``
+    on the session's connection: without the ORM's flush and its listeners."""
+    if rows:
+        session.connection().execute(statement, rows)
 
 
 def insert_rows(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:

@@ -32,7 +32,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
@@ -460,7 +459,7 @@ def _write(
                 for finding in a.evaluation.findings
             ]
         state = {
-            "host_id": host.id,
+            "id_": host.id,
             "last_seen_at": now,
             "latest_report_id": host.latest_report_id,
             "findings_report_id": host.findings_report_id,
@@ -481,36 +480,24 @@ def _write(
                 state["os_family"] = report.host.os_family
         host_states.append(state)
         per_agency[a.agency.id] += 1  # type: ignore[index]
-    _update_hosts(session, host_states)
+    bulk.update_rows(session, _UPDATE_HOSTS, host_states)
     bulk.insert_rows(session, StoredFinding, findings)
     return province.count_ingests(session, dict(per_agency))
 
 
-_HOSTS = Host.__table__  # type: ignore[attr-defined]
-# The columns ingest moves forward, for many hosts in one statement (executemany).
-_UPDATE_HOST = (
-    update(_HOSTS)
-    .where(_HOSTS.c.id == bindparam("host_id"))
-    .values(
-        {
-            name: bindparam(name)
-            for name in (
-                "last_seen_at",
-                "latest_report_id",
-                "findings_report_id",
-                "findings_digest",
-                "hostname",
-                "fqdn",
-                "os_family",
-            )
-        }
-    )
+# The columns ingest moves forward, for all hosts of a batch in one statement.  Not
+# through the ORM: its listeners count other changes of a host as agency changes
+# (collector/province.py); these columns are counted by ``count_ingests``.
+_UPDATE_HOSTS = bulk.update_by_key(
+    Host.__table__,  # type: ignore[attr-defined]
+    "id",
+    (
+        "last_seen_at",
+        "latest_report_id",
+        "findings_report_id",
+        "findings_digest",
+        "hostname",
+        "fqdn",
+        "os_family",
+    ),
 )
-
-
-def _update_hosts(session: Session, states: list[dict[str, Any]]) -> None:
-    """The hosts' new state, on the session's connection: neither the ORM's flush
-    nor its listeners, which count other changes of a host as agency changes
-    (collector/province.py; these columns are counted by ``count_ingests``)."""
-    if states:
-        session.connection().execute(_UPDATE_HOST, states)

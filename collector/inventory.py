@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
-from sqlalchemy import bindparam, delete, tuple_, update
+from sqlalchemy import delete, tuple_
 from sqlmodel import Session, col, select
 
 from agent.report import Package, PackageKey, SoftwareSection, package_key
@@ -412,7 +412,7 @@ def write(session: Session, plans: Sequence[Plan], *, repair: bool) -> None:
                 )
             )
             continue
-        moved.append({"state_host_id": p.host_id, **values})
+        moved.append({"host_id_": p.host_id, **values})
         p.changes = classify_changes(p.added, p.removed)
         history += [
             {
@@ -427,29 +427,22 @@ def write(session: Session, plans: Sequence[Plan], *, repair: bool) -> None:
             }
             for change, name, arch, old, new in p.changes
         ]
-    if moved:  # one statement for every inventory that moves forward
-        session.connection().execute(_MOVE_INVENTORY, moved)
+    bulk.update_rows(session, _MOVE_INVENTORY, moved)  # one statement for them all
     bulk.insert_rows(session, SoftwareChange, history)
 
 
-_INVENTORIES = HostInventory.__table__  # type: ignore[attr-defined]
-_MOVE_INVENTORY = (
-    update(_INVENTORIES)
-    .where(_INVENTORIES.c.host_id == bindparam("state_host_id"))
-    .values(
-        {
-            name: bindparam(name)
-            for name in (
-                "report_id",
-                "collected_at",
-                "inventory_hash",
-                "package_keys",
-                "manager",
-                "package_count",
-                "updated_at",
-            )
-        }
-    )
+_MOVE_INVENTORY = bulk.update_by_key(
+    HostInventory.__table__,  # type: ignore[attr-defined]
+    "host_id",
+    (
+        "report_id",
+        "collected_at",
+        "inventory_hash",
+        "package_keys",
+        "manager",
+        "package_count",
+        "updated_at",
+    ),
 )
 
 
