@@ -485,19 +485,12 @@ def _write(
     return province.count_ingests(session, dict(per_agency))
 
 
-# The columns ingest moves forward, for all hosts of a batch in one statement.  Not
-# through the ORM: its listeners count other changes of a host as agency changes
+# The columns ingest moves forward (province.INGEST_HOST_FIELDS; the machine id, adopted
+# once, goes through the ORM), for all hosts of a batch in one statement.  Not through
+# the ORM: its listeners count other changes of a host as agency changes
 # (collector/province.py); these columns are counted by ``count_ingests``.
 _UPDATE_HOSTS = bulk.update_by_key(
     Host.__table__,  # type: ignore[attr-defined]
     "id",
-    (
-        "last_seen_at",
-        "latest_report_id",
-        "findings_report_id",
-        "findings_digest",
-        "hostname",
-        "fqdn",
-        "os_family",
-    ),
+    sorted(province.INGEST_HOST_FIELDS - {"machine_id"}),
 )

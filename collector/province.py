@@ -129,7 +129,7 @@ _WATCHED: tuple[type, ...] = (
     ProbeRun,
 )
 # Host columns ingest updates (counted by ``count_ingests``); any other change counts.
-_INGEST_HOST_FIELDS = frozenset(
+INGEST_HOST_FIELDS = frozenset(
     {
         "last_seen_at",
         "latest_report_id",
@@ -146,7 +146,7 @@ _INGEST_HOST_FIELDS = frozenset(
 def _host_changed(host: Host) -> bool:
     state = inspect(host)
     return any(
-        attr.key not in _INGEST_HOST_FIELDS and attr.history.has_changes() for attr in state.attrs
+        attr.key not in INGEST_HOST_FIELDS and attr.history.has_changes() for attr in state.attrs
     )
 
 
