@@ -1,5 +1,6 @@
 """Many rows into one table, fast: ``COPY`` on PostgreSQL, ``executemany`` elsewhere;
-many rows of one table updated by key in one ``executemany`` statement.
+many rows of one table updated by key in one ``executemany`` statement; rows read
+in PostgreSQL's binary format.
 
 Ingest writes thousands of rows per batch (findings, a full inventory's
 ~1,500 packages).  As one ``INSERT`` per row (psycopg's pipelined
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Table, Update, bindparam, insert, update
+from sqlalchemy import JSON, Select, Table, Update, bindparam, insert, update
 from sqlmodel import Session, SQLModel
 
 
@@ -35,6 +36,26 @@ def update_rows(session: Session, statement: Update, rows: list[dict[str, Any]])
     on the session's connection: without the ORM's flush and its listeners."""
     if rows:
         session.connection().execute(statement, rows)
+
+
+def fetch_rows(session: Session, statement: Select[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``statement``, in the session's transaction, as the driver reads them
+    (no SQLAlchemy type processing: for plain columns only).
+
+    On PostgreSQL the results come in binary format: a ``bytea`` value arrives as
+    its bytes, not as hex text twice its size that the server encodes and the
+    client decodes.  For a host's 55 kB inventory key list that is about 0.5 ms
+    of server and 0.25 ms of client CPU less per row (benchmarks/README.md)."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return [tuple(row) for row in connection.execute(statement)]
+    compiled = statement.compile(
+        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    raw = connection.connection.driver_connection
+    with raw.cursor() as cursor:
+        cursor.execute(str(compiled), compiled.params, binary=True)
+        return cursor.fetchall()
 
 
 def insert_rows(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:

@@ -71,6 +71,16 @@ def canonical(keys: Sequence[Sequence[str]]) -> bytes:
     return orjson.dumps(keys)
 
 
+@dataclass(frozen=True)
+class StoredInventory:
+    """Where a host's inventory stands, as applying a software section needs it
+    (the columns of ``HostInventory`` it reads)."""
+
+    host_id: int
+    report_id: uuid.UUID
+    package_keys: bytes | None
+
+
 @dataclass
 class Plan:
     """What one report's software section does to its host's inventory."""
@@ -79,7 +89,7 @@ class Plan:
     report_id: uuid.UUID
     collected_at: datetime
     received: SoftwareSection
-    state: HostInventory | None  # None: no inventory yet, this report is the baseline
+    state: StoredInventory | None  # None: no inventory yet, this report is the baseline
     canonical: bytes
     digest: str
     package_count: int
@@ -95,16 +105,25 @@ class Plan:
         return self.state is None
 
 
-def load_states(session: Session, host_ids: Iterable[int]) -> dict[int, HostInventory]:
-    """The inventories of ``host_ids`` (whose host rows the caller holds locked)."""
+def load_states(session: Session, host_ids: Iterable[int]) -> dict[int, StoredInventory]:
+    """The inventories of ``host_ids`` (whose host rows the caller holds locked),
+    locked too; their key lists read in binary (``bulk.fetch_rows``)."""
     ids = sorted(set(host_ids))
     if not ids:
         return {}
-    query = select(HostInventory).where(col(HostInventory.host_id).in_(ids))
-    return {state.host_id: state for state in session.exec(query.with_for_update()).all()}
+    query = (
+        select(HostInventory.host_id, HostInventory.report_id, HostInventory.package_keys)
+        .where(col(HostInventory.host_id).in_(ids))
+        .order_by(col(HostInventory.host_id))
+        .with_for_update()
+    )
+    return {
+        host_id: StoredInventory(host_id, report_id, keys)
+        for host_id, report_id, keys in bulk.fetch_rows(session, query)
+    }
 
 
-def stored_canonical(state: HostInventory) -> bytes | None:
+def stored_canonical(state: StoredInventory) -> bytes | None:
     """The stored canonical list (written as is; zlib-compressed before migration
     0009); None when there is none or it cannot be read."""
     blob = state.package_keys
@@ -119,7 +138,7 @@ def stored_canonical(state: HostInventory) -> bytes | None:
         return None
 
 
-def stored_keys(session: Session, state: HostInventory) -> list[list[str]]:
+def stored_keys(session: Session, state: StoredInventory) -> list[list[str]]:
     """The inventory's sorted keys as ``[name, arch, version]`` lists (they compare
     like the key tuples): from the stored canonical list, else from the rows.
 
@@ -139,19 +158,28 @@ def stored_keys(session: Session, state: HostInventory) -> list[list[str]]:
 
 
 # The canonical list is ``[["name","arch","version"],...]``: its entries are the
-# bytes between ``[["`` / ``"],["`` / ``"]]``.  ``"],["`` cannot occur inside an
-# entry, since a quote inside a JSON string is always escaped.
+# bytes between ``[["`` / ``"],["`` / ``"]]``.  A quote inside a JSON string is
+# always escaped, so ``"],["`` inside an entry takes a field that is exactly
+# ``],[``: the pieces such a false separator cuts do not decode as keys
+# (``ValueError``, and the rows are read instead), and a delta's result is
+# checked against the agent's hash in any case.
 _OPEN, _SEP, _CLOSE = b'[["', b'"],["', b'"]]'
+# A delta with more changes than this is applied on the split list, not in place.
+_SPLICE_MAX = 64
+
+
+def _has_shape(blob: bytes) -> bool:
+    return blob == b"[]" or (
+        len(blob) >= len(_OPEN) + len(_CLOSE) and blob.startswith(_OPEN) and blob.endswith(_CLOSE)
+    )
 
 
 def split_entries(blob: bytes) -> list[bytes] | None:
     """The entries of a canonical list; None when ``blob`` does not have its shape."""
+    if not _has_shape(blob):
+        return None
     if blob == b"[]":
         return []
-    if len(blob) < len(_OPEN) + len(_CLOSE) or not (
-        blob.startswith(_OPEN) and blob.endswith(_CLOSE)
-    ):
-        return None
     return blob[len(_OPEN) : -len(_CLOSE)].split(_SEP)
 
 
@@ -172,7 +200,7 @@ def key_of(entry: bytes) -> PackageKey:
     return (key[0], key[1], key[2])
 
 
-def _stored_entries(session: Session, state: HostInventory) -> list[bytes]:
+def _stored_entries(session: Session, state: StoredInventory) -> list[bytes]:
     blob = stored_canonical(state)
     entries = split_entries(blob) if blob is not None else None
     if entries is not None:
@@ -191,7 +219,7 @@ def row_keys(session: Session, host_id: int) -> list[list[str]]:
 
 def plan(
     session: Session,
-    state: HostInventory | None,
+    state: StoredInventory | None,
     *,
     host_id: int,
     report_id: uuid.UUID,
@@ -237,7 +265,7 @@ def plan(
     )
 
 
-def _key_set(session: Session, state: HostInventory | None) -> set[PackageKey]:
+def _key_set(session: Session, state: StoredInventory | None) -> set[PackageKey]:
     if state is None:
         return set()
     try:
@@ -249,7 +277,7 @@ def _key_set(session: Session, state: HostInventory | None) -> set[PackageKey]:
 
 def _plan_delta(
     session: Session,
-    state: HostInventory | None,
+    state: StoredInventory | None,
     host_id: int,
     report_id: uuid.UUID,
     collected_at: datetime,
@@ -262,12 +290,18 @@ def _plan_delta(
             f"collector holds {have}; send the full inventory"
         )
     try:
-        entries, removed = _apply_delta(_stored_entries(session, state), software)
+        blob = stored_canonical(state)
+        changes = len(software.added) + len(software.removed)
+        if blob is not None and _has_shape(blob) and changes <= _SPLICE_MAX:
+            blob, removed = _splice_delta(blob, software)
+        else:
+            entries, removed = _apply_delta(_stored_entries(session, state), software)
+            blob = join_entries(entries)
     except ValueError:  # stored keys of the wrong shape: the rows are the truth
         log.warning("host %s: malformed package_keys; reading the rows", host_id)
         rows = [entry_of((n, a, v)) for n, a, v in row_keys(session, host_id)]
         entries, removed = _apply_delta(rows, software)
-    blob = join_entries(entries)
+        blob = join_entries(entries)
     digest = hashlib.sha256(blob).hexdigest()
     if software.inventory_hash != digest:
         raise InventoryConflict(
@@ -282,7 +316,7 @@ def _plan_delta(
         state=state,
         canonical=blob,
         digest=digest,
-        package_count=len(entries),
+        package_count=0 if blob == b"[]" else blob.count(_SEP) + 1,
         added=list(software.added),
         removed=removed,
     )
@@ -298,20 +332,83 @@ def _apply_delta(
         key = package_key(package)
         at = bisect.bisect_left(entries, key, key=key_of)
         if at == len(entries) or key_of(entries[at]) != key:
-            raise InventoryConflict(
-                f"software delta does not apply: removed package {key} is not installed"
-            )
+            raise _not_installed(key)
         del entries[at]
         removed.append(key)
     for package in software.added:
         key = package_key(package)
         at = bisect.bisect_left(entries, key, key=key_of)
         if at < len(entries) and key_of(entries[at]) == key:
-            raise InventoryConflict(
-                f"software delta does not apply: added package {key} is already installed"
-            )
+            raise _already_installed(key)
         entries.insert(at, entry_of(key))
     return entries, removed
+
+
+def _splice_delta(blob: bytes, software: SoftwareSection) -> tuple[bytes, list[PackageKey]]:
+    """:func:`_apply_delta` on the canonical list itself: each key is found by
+    bisection over its bytes and its entry cut out or put in, without splitting the
+    ~1,500 entries and joining them again.  ``ValueError`` as there."""
+    removed: list[PackageKey] = []
+    for package in software.removed:
+        key = package_key(package)
+        start, end, found = _locate(blob, key)
+        if not found:
+            raise _not_installed(key)
+        if start == len(_OPEN) and end == len(blob) - len(_CLOSE):
+            blob = b"[]"  # the only entry
+        elif end == len(blob) - len(_CLOSE):
+            blob = blob[: start - len(_SEP)] + blob[end:]  # the last one, and its separator
+        else:
+            blob = blob[:start] + blob[end + len(_SEP) :]
+        removed.append(key)
+    for package in software.added:
+        key = package_key(package)
+        at, _, found = _locate(blob, key)
+        if found:
+            raise _already_installed(key)
+        entry = entry_of(key)
+        if blob == b"[]":
+            blob = _OPEN + entry + _CLOSE
+        elif at == len(blob) - len(_CLOSE):
+            blob = blob[:at] + _SEP + entry + blob[at:]  # after the last one
+        else:
+            blob = blob[:at] + entry + _SEP + blob[at:]
+    return blob, removed
+
+
+def _locate(blob: bytes, key: PackageKey) -> tuple[int, int, bool]:
+    """Bisection over the bytes of a canonical list: ``(start, end, True)`` of the
+    entry of ``key``, else ``(at, at, False)`` where it would go (decoding ~11
+    entries of 1,500).  ``ValueError`` when an entry met on the way is not a key."""
+    # [lo, hi) holds the entries still in question, whole, with their separators.
+    lo, hi = len(_OPEN), len(blob) - len(_CLOSE)
+    at = hi  # the start of the first entry known to come after ``key``; else the end
+    while lo < hi:
+        before = blob.rfind(_SEP, lo, (lo + hi) // 2)
+        start = lo if before < 0 else before + len(_SEP)
+        end = blob.find(_SEP, start, hi)
+        if end < 0:
+            end = hi
+        found = key_of(blob[start:end])
+        if found == key:
+            return start, end, True
+        if found < key:
+            lo = end + len(_SEP)
+        else:
+            at, hi = start, start - len(_SEP)
+    return at, at, False
+
+
+def _not_installed(key: PackageKey) -> InventoryConflict:
+    return InventoryConflict(
+        f"software delta does not apply: removed package {key} is not installed"
+    )
+
+
+def _already_installed(key: PackageKey) -> InventoryConflict:
+    return InventoryConflict(
+        f"software delta does not apply: added package {key} is already installed"
+    )
 
 
 def classify_changes(

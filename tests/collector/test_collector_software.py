@@ -385,6 +385,31 @@ def test_delta_without_stored_keys_reads_the_rows(api, agent, report_factory) ->
         assert api.post_report(agent, r1).status_code == 201
 
 
+def test_a_field_that_looks_like_a_separator_takes_deltas(api, agent, report_factory) -> None:
+    """A field that is exactly '],[' puts a false separator in the stored list: the
+    deltas around it still apply (from the rows when needed), byte for byte."""
+    from agent.report import canonical_inventory, package_key
+
+    odd = [
+        Package(name="],[", version="1", arch="all"),
+        Package(name="bash", version="],[", arch="],["),
+        Package(name="bash", version="5.2.15-2+b2", arch="amd64"),
+    ]
+    r1 = full(report_factory, [*BASE[1:], *odd])
+    assert api.post_report(agent, r1).status_code == 201
+    current = [*BASE[1:], *odd]
+    steps = [([NMAP], []), ([], [odd[1]]), ([odd[1]], [odd[0]]), ([odd[0]], [NMAP])]
+    for hours, (added, removed) in enumerate(steps, start=1):
+        current = [p for p in current if p not in removed] + added
+        report = delta(report_factory, r1, current, added=added, removed=removed, hours=hours)
+        r = api.post_report(agent, report)
+        assert r.status_code == 201, r.text
+        assert bytes(_inventory_row(api).package_keys) == canonical_inventory(
+            package_key(p) for p in current
+        )
+        r1 = report
+
+
 def test_keys_compressed_before_migration_0009_are_read(api, agent, report_factory) -> None:
     """Until migration 0009 the keys were stored zlib-compressed; a delta on them applies."""
     import zlib
