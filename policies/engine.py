@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -39,7 +39,9 @@ def resolve_role(report: Report, configured: str | None = None) -> str:
     return "unknown"
 
 
-def _finding(spec: CheckSpec, outcome: Outcome, messages: dict[str, Text]) -> Finding:
+def _finding(
+    spec: CheckSpec, outcome: Outcome, messages: dict[str, Text], requirement_ids: list[str]
+) -> Finding:
     text = messages.get(outcome.message)
     if text is None:
         raise KeyError(f"check {spec.id} has no message '{outcome.message}'")
@@ -50,31 +52,34 @@ def _finding(spec: CheckSpec, outcome: Outcome, messages: dict[str, Text]) -> Fi
         title=spec.title,
         evidence=format_message(text, outcome.params),
         remediation=spec.remediation,
+        requirement_ids=requirement_ids,
         data=_jsonable(outcome.params),
     )
 
 
-def run_check(spec: CheckSpec, ctx: EvalContext) -> Finding:
-    """Apply one check, honouring role applicability and unobserved sections."""
+def run_check(spec: CheckSpec, ctx: EvalContext, requirement_ids: Sequence[str] = ()) -> Finding:
+    """Apply one check, honouring role applicability and unobserved sections; the
+    finding names ``requirement_ids`` (the framework's requirements it proves)."""
+    ids = list(requirement_ids)
     if ctx.role != "unknown" and ctx.role not in spec.roles:
         outcome = Outcome("not_applicable", "role", {"role": ctx.role})
-        return _finding(spec, outcome, SHARED)
+        return _finding(spec, outcome, SHARED, ids)
     section = getattr(ctx.report, spec.section)
     if section is None:
         outcome = Outcome("unknown", "section_missing", {"section": spec.section})
-        return _finding(spec, outcome, SHARED)
+        return _finding(spec, outcome, SHARED, ids)
     if section.status == "unknown":
         outcome = Outcome(
             "unknown", "section_unknown", {"section": spec.section, "reason": section.reason}
         )
-        return _finding(spec, outcome, SHARED)
+        return _finding(spec, outcome, SHARED, ids)
     try:
         outcome = spec.predicate(ctx)
-        return _finding(spec, outcome, spec.messages)
+        return _finding(spec, outcome, spec.messages, ids)
     except Exception as exc:  # a broken check must not break ingest
         log.exception("check %s failed", spec.id)
         outcome = Outcome("unknown", "check_error", {"error": f"{type(exc).__name__}: {exc}"})
-        return _finding(spec, outcome, SHARED)
+        return _finding(spec, outcome, SHARED, ids)
 
 
 def evaluate_host(
@@ -104,9 +109,7 @@ def evaluate_host(
     findings = []
     requirement_ids = _requirements_by_check(framework)
     for check_id in fw.check_ids():
-        finding = run_check(checks[check_id], ctx)
-        finding.requirement_ids = list(requirement_ids[check_id])
-        findings.append(finding)
+        findings.append(run_check(checks[check_id], ctx, requirement_ids[check_id]))
     return HostEvaluation(
         role=ctx.role,
         level=level,
@@ -251,13 +254,13 @@ def evaluate_fleet(ctx: FleetContext, framework: str = DEFAULT_FRAMEWORK) -> lis
     findings = []
     for rule_id in fw.fleet_rule_ids():
         spec = rules[rule_id]
+        ids = fw.requirements_of_check(rule_id)
         try:
-            finding = _finding(spec, spec.predicate(ctx), spec.messages)
+            finding = _finding(spec, spec.predicate(ctx), spec.messages, ids)
         except Exception as exc:  # a broken rule must not break the agency view
             log.exception("fleet rule %s failed", rule_id)
             outcome = Outcome("unknown", "check_error", {"error": f"{type(exc).__name__}: {exc}"})
-            finding = _finding(spec, outcome, SHARED)
-        finding.requirement_ids = fw.requirements_of_check(rule_id)
+            finding = _finding(spec, outcome, SHARED, ids)
         findings.append(finding)
     return findings
 

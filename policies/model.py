@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Verdict = Literal["pass", "fail", "unknown", "not_applicable", "waived"]
 VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "unknown", "not_applicable", "waived")
@@ -32,7 +32,10 @@ VERDICT_LABELS: dict[str, dict[Verdict, str]] = {
 
 
 class Text(BaseModel):
-    """A user-facing text in Vietnamese (default) and English."""
+    """A user-facing text in Vietnamese (default) and English (immutable: a rendered
+    text is shared by the findings that read the same, policies/texts.py)."""
+
+    model_config = ConfigDict(frozen=True)
 
     vi: str
     en: str

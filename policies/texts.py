@@ -100,11 +100,37 @@ def _render(value: Any, lang: str) -> str:
     return str(value)
 
 
+# Rendered texts by template and parameters: most findings of a report read word
+# for word like the ones of the reports before it (the same names, counts, roles).
+# ``Text`` is immutable, so the findings share them.  Cleared when full.
+_RENDERED: dict[tuple[Any, ...], Text] = {}
+_RENDERED_MAX = 8192
+
+
 def format_message(text: Text, params: dict[str, Any]) -> Text:
     """Fill a bilingual template; dates and numbers follow each language's usage.
 
-    Runs for every finding of every report ingested: strings and integers (most
-    parameters) read the same in both languages and go in as they are."""
+    Runs for every finding of every report ingested: a template already filled with
+    the same parameters (equal values of the same types) is not rendered again."""
+    try:
+        key = (
+            text.vi,
+            text.en,
+            *((k, type(v), tuple(v) if type(v) is list else v) for k, v in params.items()),
+        )
+        rendered = _RENDERED.get(key)
+    except TypeError:  # a parameter that cannot be a key (a dict): rendered each time
+        return _format(text, params)
+    if rendered is None:
+        rendered = _format(text, params)
+        if len(_RENDERED) >= _RENDERED_MAX:
+            _RENDERED.clear()
+        _RENDERED[key] = rendered
+    return rendered
+
+
+def _format(text: Text, params: dict[str, Any]) -> Text:
+    # Strings and integers (most parameters) read the same in both languages.
     vi: dict[str, Any] = {}
     en: dict[str, Any] = {}
     for key, value in params.items():
