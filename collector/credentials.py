@@ -82,7 +82,7 @@ def authenticate_agents(
     rows = (
         {
             row.id: row
-            for row in session.execute(
+            for row in session.connection().execute(
                 select(
                     AgentCredential.id,
                     AgentCredential.host_id,

@@ -280,7 +280,7 @@ def _prepare(
     }
     stored = {
         report_id: host_id
-        for report_id, host_id in session.execute(
+        for report_id, host_id in session.connection().execute(
             select(StoredReport.report_id, StoredReport.host_id).where(
                 col(StoredReport.report_id).in_([item.report.report_id for item in items])
             )
@@ -402,7 +402,7 @@ def _write(
     latest_at = (
         {
             report_id: collected_at
-            for report_id, collected_at in session.execute(
+            for report_id, collected_at in session.connection().execute(
                 select(StoredReport.report_id, StoredReport.collected_at).where(
                     col(StoredReport.report_id).in_(latest_ids)
                 )

@@ -462,7 +462,8 @@ def write(session: Session, plans: Sequence[Plan], *, repair: bool) -> None:
             .where(key_columns.in_(wanted[start : start + _CHUNK]))
             .returning(HostPackage.host_id, HostPackage.name, HostPackage.arch, HostPackage.version)
         )
-        for host_id, name, arch, version in session.execute(statement):
+        # On the connection: no ORM bulk-delete bookkeeping (no package is loaded).
+        for host_id, name, arch, version in session.connection().execute(statement):
             deleted[host_id].add((name, arch, version))
     stale = [p for p in plans if deleted.get(p.host_id, set()) != expected[p.host_id]]
     if stale:

@@ -215,7 +215,7 @@ def count_ingests(session: Session, counts: dict[int, int]) -> dict[int, Summary
     if len(ids) > 1:
         # Rows locked in agency order first: concurrent batches never deadlock on them
         # (the UPDATE alone locks in whatever order its plan meets the rows).
-        session.execute(
+        session.connection().execute(
             select(_TABLE.c.agency_id)
             .where(_TABLE.c.agency_id.in_(ids))
             .order_by(_TABLE.c.agency_id)
@@ -226,7 +226,7 @@ def count_ingests(session: Session, counts: dict[int, int]) -> dict[int, Summary
         if len(set(counts.values())) > 1
         else (counts[ids[0]])
     )
-    rows = session.execute(
+    rows = session.connection().execute(
         update(_TABLE)
         .where(_TABLE.c.agency_id.in_(ids))
         .values(ingests=_TABLE.c.ingests + added)
