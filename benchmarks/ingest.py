@@ -18,6 +18,11 @@ Then the stored report count must equal the accepted count (lost=0).  Bodies
 are serialised and gzipped before the clock starts, and sent by
 ``--clients`` processes with a minimal asyncio HTTP/1.1 client, so the load
 generator takes little of the CPU the collector needs (its CPU time is printed).
+Requests go over kept-alive connections that each client process pools, the
+most recently used first, as the TLS reverse proxy of deploy/ (Caddy) pools its
+connections to the collector: a worker that answers sooner gets its connection
+back sooner and takes more of the load.  ``--connect-per-report`` opens a
+connection per report instead, as agents posting to the collector directly do.
 ``--concurrency`` requests are in flight at once (default 128: a province's
 agents post independently, and at 500 reports/s with ~250 ms per answer about
 that many are open at any time); latency percentiles are printed with each phase.
@@ -472,6 +477,7 @@ class Job:
     duration: float
     concurrency: int
     collected_at: str
+    connect_per_report: bool = False
 
 
 def build_bodies(job: Job) -> dict[int, list[bytes]]:
@@ -538,8 +544,9 @@ async def _drive(job: Job, bodies: dict[int, list[bytes]]) -> dict[str, Any]:
     start = time.monotonic()
     stop = start + job.duration
 
+    idle: list[Connection] = []  # kept-alive connections, the most recently used last
+
     async def worker() -> None:
-        conn = Connection(job.port)
         while time.monotonic() < stop:
             try:
                 host_id = queue.get_nowait()
@@ -553,6 +560,7 @@ async def _drive(job: Job, bodies: dict[int, list[bytes]]) -> dict[str, Any]:
                 "Content-Type": "application/json",
                 "Content-Encoding": "gzip",
             }
+            conn = idle.pop() if idle else Connection(job.port)
             t0 = time.monotonic()
             try:
                 status, _ = await conn.request(
@@ -561,14 +569,19 @@ async def _drive(job: Job, bodies: dict[int, list[bytes]]) -> dict[str, Any]:
             except (OSError, ConnectionError, asyncio.IncompleteReadError):
                 conn.close()
                 status = 0
+            if job.connect_per_report:
+                conn.close()
+            else:
+                idle.append(conn)
             latencies.append(time.monotonic() - t0)
             statuses[status] = statuses.get(status, 0) + 1
             if status == 201:
                 position[host_id] = i + 1
             queue.put_nowait(host_id)  # the agent sends its next report later
-        conn.close()
 
     await asyncio.gather(*(worker() for _ in range(job.concurrency)))
+    for conn in idle:
+        conn.close()
     elapsed = time.monotonic() - start
     return {
         "statuses": statuses,
@@ -586,7 +599,8 @@ def run_phase(
     per_host = max(2, int(rate_guess * args.duration / max(1, len(host_ids))) + 2)
     jobs = [
         Job(port, kind, host_ids[i::clients], per_host, args.packages, args.duration,
-            max(1, args.concurrency // clients), collected_at.isoformat())
+            max(1, args.concurrency // clients), collected_at.isoformat(),
+            getattr(args, "connect_per_report", False))
         for i in range(clients)
     ]  # fmt: skip
     with multiprocessing.get_context("fork").Pool(clients) as pool:
@@ -672,6 +686,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--concurrency", type=int, default=128, help="requests in flight")
     parser.add_argument("--queries", type=int, default=50, help="province queries timed")
+    parser.add_argument(
+        "--connect-per-report",
+        action="store_true",
+        help="a new connection per report (agents posting to the collector directly)",
+    )
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: start one)")
     parser.add_argument("--quick", action="store_true", help="smoke run with tiny sizes")
     args = parser.parse_args(argv)
