@@ -44,8 +44,8 @@ def fetch_rows(session: Session, statement: Select[Any]) -> list[tuple[Any, ...]
 
     On PostgreSQL the results come in binary format: a ``bytea`` value arrives as
     its bytes, not as hex text twice its size that the server encodes and the
-    client decodes.  For a host's 55 kB inventory key list that is about 0.5 ms
-    of server and 0.25 ms of client CPU less per row (benchmarks/README.md)."""
+    client decodes.  For a host's 55 kB inventory key list that is about 0.13 ms
+    of server and 0.3 ms of client CPU less per row (benchmarks/README.md)."""
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return [tuple(row) for row in connection.execute(statement)]

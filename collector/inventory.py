@@ -78,6 +78,7 @@ class StoredInventory:
 
     host_id: int
     report_id: uuid.UUID
+    package_count: int
     package_keys: bytes | None
 
 
@@ -112,15 +113,17 @@ def load_states(session: Session, host_ids: Iterable[int]) -> dict[int, StoredIn
     if not ids:
         return {}
     query = (
-        select(HostInventory.host_id, HostInventory.report_id, HostInventory.package_keys)
+        select(
+            HostInventory.host_id,
+            HostInventory.report_id,
+            HostInventory.package_count,
+            HostInventory.package_keys,
+        )
         .where(col(HostInventory.host_id).in_(ids))
         .order_by(col(HostInventory.host_id))
         .with_for_update()
     )
-    return {
-        host_id: StoredInventory(host_id, report_id, keys)
-        for host_id, report_id, keys in bulk.fetch_rows(session, query)
-    }
+    return {row[0]: StoredInventory(*row) for row in bulk.fetch_rows(session, query)}
 
 
 def stored_canonical(state: StoredInventory) -> bytes | None:
@@ -164,8 +167,10 @@ def stored_keys(session: Session, state: StoredInventory) -> list[list[str]]:
 # (``ValueError``, and the rows are read instead), and a delta's result is
 # checked against the agent's hash in any case.
 _OPEN, _SEP, _CLOSE = b'[["', b'"],["', b'"]]'
-# A delta with more changes than this is applied on the split list, not in place.
-_SPLICE_MAX = 64
+# A delta with more changes than this is applied on the split list, not in place:
+# each change in place copies the whole list, and beyond about 8 changes splitting
+# it once costs less (1,500 entries).
+_SPLICE_MAX = 8
 
 
 def _has_shape(blob: bytes) -> bool:
@@ -294,14 +299,15 @@ def _plan_delta(
         changes = len(software.added) + len(software.removed)
         if blob is not None and _has_shape(blob) and changes <= _SPLICE_MAX:
             blob, removed = _splice_delta(blob, software)
+            count = state.package_count + len(software.added) - len(removed)
         else:
             entries, removed = _apply_delta(_stored_entries(session, state), software)
-            blob = join_entries(entries)
+            blob, count = join_entries(entries), len(entries)
     except ValueError:  # stored keys of the wrong shape: the rows are the truth
         log.warning("host %s: malformed package_keys; reading the rows", host_id)
         rows = [entry_of((n, a, v)) for n, a, v in row_keys(session, host_id)]
         entries, removed = _apply_delta(rows, software)
-        blob = join_entries(entries)
+        blob, count = join_entries(entries), len(entries)
     digest = hashlib.sha256(blob).hexdigest()
     if software.inventory_hash != digest:
         raise InventoryConflict(
@@ -316,7 +322,7 @@ def _plan_delta(
         state=state,
         canonical=blob,
         digest=digest,
-        package_count=0 if blob == b"[]" else blob.count(_SEP) + 1,
+        package_count=count,
         added=list(software.added),
         removed=removed,
     )

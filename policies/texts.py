@@ -116,7 +116,7 @@ def format_message(text: Text, params: dict[str, Any]) -> Text:
         key = (
             text.vi,
             text.en,
-            *((k, type(v), tuple(v) if type(v) is list else v) for k, v in params.items()),
+            *((k, type(v), _key(v) if type(v) is list else v) for k, v in params.items()),
         )
         rendered = _RENDERED.get(key)
     except TypeError:  # a parameter that cannot be a key (a dict): rendered each time
@@ -127,6 +127,10 @@ def format_message(text: Text, params: dict[str, Any]) -> Text:
             _RENDERED.clear()
         _RENDERED[key] = rendered
     return rendered
+
+
+def _key(values: list[Any]) -> tuple[Any, ...]:
+    return tuple((type(v), v) for v in values)
 
 
 def _format(text: Text, params: dict[str, Any]) -> Text:

@@ -48,6 +48,7 @@ def test_a_text_rendered_again_reads_as_its_parameters_say() -> None:
         (True, "giá trị True", "value True"),
         (1.5, "giá trị 1,5", "value 1.5"),
         ([1, 2.5], "giá trị 1, 2,5", "value 1, 2.5"),
+        ([True, 2.5], "giá trị True, 2,5", "value True, 2.5"),
         ((1, 2.5), "giá trị 1, 2,5", "value 1, 2.5"),
         ({"a": 1}, "giá trị {'a': 1}", "value {'a': 1}"),  # cannot be a key
         (
