@@ -47,7 +47,13 @@ def free_port() -> int:
 def running_collector(settings: Settings, port: int) -> Iterator[str]:
     """A real uvicorn server on 127.0.0.1 in a background thread."""
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        # Ctrl-C stops the demo promptly, whatever connections are still open.
+        timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="collector", daemon=True)
@@ -62,6 +68,9 @@ def running_collector(settings: Settings, port: int) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        if thread.is_alive():  # still shutting down: stop without waiting any longer
+            server.force_exit = True
+            thread.join(timeout=10)
 
 
 def run(args: argparse.Namespace) -> int:
