@@ -6,8 +6,10 @@ import concurrent.futures as cf
 import importlib
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from agent import __version__
 from agent.probes import unknown
@@ -66,21 +68,37 @@ def collect_sections(
     """Run probes concurrently; a probe over its time budget yields ``unknown``."""
     probes = probes or {}
     results: dict[str, Section] = {}
-    pool = cf.ThreadPoolExecutor(max_workers=min(8, len(sections)), thread_name_prefix="probe")
-    try:
-        futures = {name: pool.submit(run_probe, name, probes.get(name), ctx) for name in sections}
-        deadline = time.monotonic() + timeout
-        for name, future in futures.items():
-            try:
-                results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except cf.TimeoutError:
-                results[name] = unknown(
-                    SECTION_MODELS[name], f"probe did not finish within {timeout:g}s"
-                )
-    finally:
-        # Do not wait for a stuck probe; its commands carry their own timeouts.
-        pool.shutdown(wait=False, cancel_futures=True)
+    slots = threading.BoundedSemaphore(8)  # probes running at once
+    futures = {name: _start(slots, run_probe, name, probes.get(name), ctx) for name in sections}
+    deadline = time.monotonic() + timeout
+    for name, future in futures.items():
+        try:
+            results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except cf.TimeoutError:
+            future.cancel()  # not started yet: it never will be
+            results[name] = unknown(
+                SECTION_MODELS[name], f"probe did not finish within {timeout:g}s"
+            )
     return results
+
+
+def _start(slots: threading.BoundedSemaphore, fn: Any, *args: Any) -> cf.Future[Any]:
+    """``fn(*args)`` in a daemon thread: a stuck probe (its commands carry their own
+    timeouts) is not waited for, not even when a one-shot run exits, as the threads
+    of a ``ThreadPoolExecutor`` would be."""
+    future: cf.Future[Any] = cf.Future()
+
+    def run() -> None:
+        with slots:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the caller with the result
+                future.set_exception(exc)
+
+    threading.Thread(target=run, name=f"probe-{args[0]}", daemon=True).start()
+    return future
 
 
 def host_identity(ctx: ProbeContext, role: HostRole = "unknown") -> HostIdentity:

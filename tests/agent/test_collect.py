@@ -49,3 +49,26 @@ def test_live_collection_returns_a_valid_report_with_real_facts():
     assert report.os.status == "ok" and report.os.id
     assert report.software.status == "ok" and len(report.software.packages) > 50
     assert any(i.name == "lo" for i in report.network.interfaces)
+
+
+def test_a_one_shot_run_exits_without_waiting_for_a_stuck_probe() -> None:
+    """A probe cut off by its time box is not waited for when the process exits
+    either (``agent collect --once``, the demo): it runs in a daemon thread."""
+    import subprocess
+    import sys
+
+    script = (
+        "import time\n"
+        "from agent.collect import collect_sections\n"
+        "from agent.probes.base import ProbeContext\n"
+        "def stuck(ctx):\n"
+        "    time.sleep(300)\n"
+        "s = collect_sections(ProbeContext(), ('hardware',), timeout=0.2,\n"
+        "                     probes={'hardware': stuck})\n"
+        "print(s['hardware'].status)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "unknown"
