@@ -600,7 +600,7 @@ def run_phase(
     jobs = [
         Job(port, kind, host_ids[i::clients], per_host, args.packages, args.duration,
             max(1, args.concurrency // clients), collected_at.isoformat(),
-            getattr(args, "connect_per_report", False))
+            args.connect_per_report)
         for i in range(clients)
     ]  # fmt: skip
     with multiprocessing.get_context("fork").Pool(clients) as pool:
