@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,9 +21,12 @@ def test_demo_serves_the_dashboard_with_the_printed_credentials(tmp_path: Path) 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "COLUMNS": "160"},
+        # On SIGABRT, faulthandler prints every thread's stack: a demo that does not stop
+        # shows where it is stuck in the failure message.
+        env={**os.environ, "COLUMNS": "160", "PYTHONFAULTHANDLER": "1"},
     )
     lines: list[str] = []
+    drain = threading.Thread(target=_read_rest, args=(proc, lines), daemon=True)
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 300
@@ -33,6 +37,7 @@ def test_demo_serves_the_dashboard_with_the_printed_credentials(tmp_path: Path) 
             lines.append(line)
             if line.startswith("Mật khẩu: "):
                 break
+        drain.start()  # keep reading, so that nothing the demo prints later can block it
         out = "".join(lines)
         url = re.search(r"Bảng điều khiển: (http://127\.0\.0\.1:\d+/ui/)", out)
         user = re.search(r"Tên đăng nhập: (\S+)", out)
@@ -64,10 +69,26 @@ def test_demo_serves_the_dashboard_with_the_printed_credentials(tmp_path: Path) 
             assert "Kết quả theo yêu cầu" in machine
             assert any(v in machine for v in ("Đạt", "Không đạt", "Chưa xác định"))
     finally:
+        if drain.ident is None:
+            drain.start()
         proc.send_signal(signal.SIGINT)
         try:
             code = proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+            proc.send_signal(signal.SIGABRT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            drain.join(timeout=10)
+            raise AssertionError(
+                "the demo did not stop within 30 s of Ctrl-C:\n" + "".join(lines)[-20000:]
+            ) from None
+    drain.join(timeout=10)
     assert code == 0, "".join(lines)
+
+
+def _read_rest(proc: subprocess.Popen[str], lines: list[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
