@@ -133,7 +133,8 @@ def create_target(
     try:
         target = service.create_target(session, **body.model_dump())
     except service.AgentlessError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from exc
+        # 422 by number: Starlette renamed the constant (…_CONTENT) and deprecates the old name.
+        raise HTTPException(422, detail=str(exc)) from exc
     audit.record(
         session,
         principal,

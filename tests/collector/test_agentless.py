@@ -338,6 +338,11 @@ def test_admin_api_and_cli(
             "key_path": str(sshd.client_key),
         }
         assert api.post("/api/v1/agentless/targets", json=body).status_code == 401
+        unknown = api.post(
+            "/api/v1/agentless/targets", json={**body, "agency_id": 999}, headers=headers
+        )
+        assert unknown.status_code == 422, unknown.text
+        assert "agency 999 does not exist" in unknown.json()["detail"]
         created = api.post("/api/v1/agentless/targets", json=body, headers=headers)
         assert created.status_code == 201, created.text
         base = f"/api/v1/agentless/targets/{created.json()['id']}"
